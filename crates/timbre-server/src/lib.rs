@@ -1,1 +1,10 @@
+//! timbre's HTTP/WebSocket server.
 
+/// Default TCP port (the seeds' `PORT` default).
+pub const DEFAULT_PORT: u16 = 8080;
+/// Detailed health: always 200, state in the body (what Railway's health check polls).
+pub const HEALTH_PATH: &str = "/health";
+/// Liveness: 200 while the process serves HTTP at all.
+pub const LIVENESS_PATH: &str = "/healthz";
+/// Readiness: 200 only when every required model is ready, else 503.
+pub const READINESS_PATH: &str = "/readyz";
