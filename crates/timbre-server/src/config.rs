@@ -1,0 +1,485 @@
+//! One `Config` for the whole process, layered: defaults → `timbre.toml` → environment → CLI.
+//!
+//! Every key is described once, in [`FIELDS`]: its environment name (the seed services' names
+//! where they had one, `TIMBRE_*` otherwise), how a string from the environment or a `--set`
+//! flag is typed, whether it is a secret, and its documentation. Loading, the unknown-variable
+//! warning, `timbre config show` and the docs test all read that table, so a key cannot be
+//! half-added.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A value that must never reach a log line or `config show`.
+///
+/// `Debug`, `Display` and `Serialize` all print `***`; only [`Secret::expose`] gives the value,
+/// so every use of the real value is greppable.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+const REDACTED: &str = "***";
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(REDACTED)
+    }
+}
+
+/// Log output format: JSON for machines (the default, what Railway and Loki ingest), pretty for
+/// a developer's terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub models_dir: PathBuf,
+    pub service_token: Option<Secret>,
+    pub api_keys: Vec<Secret>,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub environment: String,
+    pub hugging_face_hub_token: Option<Secret>,
+    pub max_concurrent_sessions: usize,
+    pub rate_limit_per_minute: u32,
+    pub trust_proxy: bool,
+    pub processing_timeout: f64,
+    pub shutdown_grace: f64,
+    pub max_upload_mb: u64,
+    pub max_inflight: usize,
+    pub metrics_auth: bool,
+    pub skip_model_loading: bool,
+    pub model_load_parallelism: usize,
+    pub threads: usize,
+    pub cors_origins: Vec<String>,
+    pub database_url: Option<Secret>,
+    pub redis_url: Option<Secret>,
+    pub s3_bucket_name: Option<String>,
+    pub s3_access_key_id: Option<Secret>,
+    pub s3_secret_access_key: Option<Secret>,
+    pub s3_region: Option<String>,
+    pub s3_endpoint_url: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: crate::DEFAULT_PORT,
+            data_dir: PathBuf::from("data"),
+            models_dir: PathBuf::from("models"),
+            service_token: None,
+            api_keys: Vec::new(),
+            log_level: "info".into(),
+            log_format: LogFormat::Json,
+            environment: "development".into(),
+            hugging_face_hub_token: None,
+            max_concurrent_sessions: 100,
+            rate_limit_per_minute: 600,
+            trust_proxy: false,
+            processing_timeout: 300.0,
+            shutdown_grace: 30.0,
+            max_upload_mb: 100,
+            max_inflight: 256,
+            metrics_auth: false,
+            skip_model_loading: false,
+            model_load_parallelism: 2,
+            threads: 0,
+            cors_origins: Vec::new(),
+            database_url: None,
+            redis_url: None,
+            s3_bucket_name: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_region: None,
+            s3_endpoint_url: None,
+        }
+    }
+}
+
+/// How a string (from the environment or `--set key=value`) becomes a TOML value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Str,
+    Int,
+    Float,
+    Bool,
+    /// Comma-separated; empty items dropped.
+    List,
+}
+
+/// One configuration key, described once.
+#[derive(Debug)]
+pub struct Field {
+    pub key: &'static str,
+    pub env: &'static str,
+    pub kind: Kind,
+    pub secret: bool,
+    pub doc: &'static str,
+}
+
+const fn f(key: &'static str, env: &'static str, kind: Kind, secret: bool, doc: &'static str) -> Field {
+    Field { key, env, kind, secret, doc }
+}
+
+/// Every configuration key. `docs/configuration.md` must list each of them (a test checks).
+pub const FIELDS: &[Field] = &[
+    f("host", "HOST", Kind::Str, false, "Address to bind."),
+    f("port", "PORT", Kind::Int, false, "TCP port for HTTP and WebSocket."),
+    f("data_dir", "TIMBRE_DATA_DIR", Kind::Str, false, "SQLite database, local blobs and the model download cache live here."),
+    f("models_dir", "TIMBRE_MODELS_DIR", Kind::Str, false, "Directory scanned for `*/model.toml` manifests (what `scripts/fetch-models` writes)."),
+    f("service_token", "SERVICE_TOKEN", Kind::Str, true, "An API key clients must present (seed-compatible name). Unset together with `api_keys` means the server is open."),
+    f("api_keys", "TIMBRE_API_KEYS", Kind::List, true, "More API keys, comma-separated."),
+    f("log_level", "LOG_LEVEL", Kind::Str, false, "`error`, `warn`, `info`, `debug`, `trace`, or a tracing filter such as `info,timbre_engines=debug`."),
+    f("log_format", "TIMBRE_LOG_FORMAT", Kind::Str, false, "`json` (one object per line) or `pretty`."),
+    f("environment", "ENVIRONMENT", Kind::Str, false, "Free-form deployment name (`development`, `production`) shown in `/` and logs."),
+    f("hugging_face_hub_token", "HUGGING_FACE_HUB_TOKEN", Kind::Str, true, "Token for `hf:` model entries."),
+    f("max_concurrent_sessions", "MAX_CONCURRENT_SESSIONS", Kind::Int, false, "Open WebSocket sessions allowed at once, all protocols together; the next gets 503 before the upgrade."),
+    f("rate_limit_per_minute", "RATE_LIMIT_PER_MINUTE", Kind::Int, false, "Requests per minute per API key (per client IP when the server is open); `0` disables. Bursts up to the same number."),
+    f("trust_proxy", "TIMBRE_TRUST_PROXY", Kind::Bool, false, "Take the client IP from the first `X-Forwarded-For` entry (behind Railway, a load balancer or ingress)."),
+    f("processing_timeout", "PROCESSING_TIMEOUT", Kind::Float, false, "Seconds an HTTP request may take before it is answered 504."),
+    f("shutdown_grace", "TIMBRE_SHUTDOWN_GRACE", Kind::Float, false, "Seconds to let in-flight requests finish after SIGTERM/SIGINT."),
+    f("max_upload_mb", "TIMBRE_MAX_UPLOAD_MB", Kind::Int, false, "Largest request body in MiB; larger gets 413."),
+    f("max_inflight", "TIMBRE_MAX_INFLIGHT", Kind::Int, false, "API requests processed at once; beyond it 503 with Retry-After."),
+    f("metrics_auth", "TIMBRE_METRICS_AUTH", Kind::Bool, false, "Require an API key for `/metrics`."),
+    f("skip_model_loading", "SKIP_MODEL_LOADING", Kind::Bool, false, "Start without loading models; health reports `degraded` and model endpoints answer 503."),
+    f("model_load_parallelism", "TIMBRE_MODEL_LOAD_PARALLELISM", Kind::Int, false, "Models loaded at the same time in the background."),
+    f("threads", "TIMBRE_THREADS", Kind::Int, false, "Intra-op threads per inference engine; `0` means one per core."),
+    f("cors_origins", "CORS_ORIGINS", Kind::List, false, "Allowed browser origins, comma-separated; `*` allows any. Empty disables CORS."),
+    f("database_url", "DATABASE_URL", Kind::Str, true, "`postgres://…` for PostgreSQL; unset uses SQLite in the data dir."),
+    f("redis_url", "REDIS_URL", Kind::Str, true, "Redis for rate-limit state shared by replicas."),
+    f("s3_bucket_name", "S3_BUCKET_NAME", Kind::Str, false, "Store blobs in this S3 bucket instead of the data dir."),
+    f("s3_access_key_id", "S3_ACCESS_KEY_ID", Kind::Str, true, "S3 access key."),
+    f("s3_secret_access_key", "S3_SECRET_ACCESS_KEY", Kind::Str, true, "S3 secret key."),
+    f("s3_region", "S3_REGION", Kind::Str, false, "S3 region."),
+    f("s3_endpoint_url", "S3_ENDPOINT_URL", Kind::Str, false, "S3-compatible endpoint (MinIO, R2, …)."),
+];
+
+/// Environment variables read outside the table (they pick the file or the runtime library).
+pub const EXTRA_ENV: &[&str] = &["TIMBRE_CONFIG", "TIMBRE_CACHE", "ORT_DYLIB_PATH"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("unknown configuration key `{0}`")]
+    UnknownKey(String),
+    #[error("invalid value for `{key}` (from {origin}): {message}")]
+    Invalid { key: String, origin: String, message: String },
+}
+
+/// Where the layers come from. `env` is passed in (not read from the process) so loading is a
+/// pure function that tests drive with maps.
+#[derive(Debug, Default)]
+pub struct Sources {
+    pub file: Option<PathBuf>,
+    pub env: BTreeMap<String, String>,
+    /// `key=value` pairs from CLI flags, applied last in order.
+    pub overrides: Vec<(String, String)>,
+}
+
+impl Sources {
+    /// The process environment, with the file taken from `TIMBRE_CONFIG` unless given.
+    pub fn from_process(file: Option<PathBuf>, overrides: Vec<(String, String)>) -> Self {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let file = file.or_else(|| env.get("TIMBRE_CONFIG").map(PathBuf::from));
+        Self { file, env, overrides }
+    }
+}
+
+/// What loading found that the operator should hear about (logged once logging is up).
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
+        let mut table = toml::Table::new();
+        if let Some(path) = &sources.file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+            let file: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            for (key, value) in file {
+                field(&key).ok_or_else(|| ConfigError::UnknownKey(key.clone()))?;
+                table.insert(key, value);
+            }
+        }
+        for fld in FIELDS {
+            if let Some(raw) = sources.env.get(fld.env) {
+                table.insert(fld.key.into(), typed(fld, raw, fld.env)?);
+            }
+        }
+        for (key, raw) in &sources.overrides {
+            let fld = field(key).ok_or_else(|| ConfigError::UnknownKey(key.clone()))?;
+            table.insert(key.clone(), typed(fld, raw, "command line")?);
+        }
+        let config = Config::deserialize(table).map_err(|e| invalid_from_serde(&e.to_string()))?;
+        config.validate()?;
+        let warnings = unknown_env_warnings(&sources.env);
+        Ok(Loaded { config, warnings })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &str| {
+            Err(ConfigError::Invalid { key: key.into(), origin: "validation".into(), message: message.into() })
+        };
+        if !(self.processing_timeout > 0.0) {
+            return bad("processing_timeout", "must be > 0 seconds");
+        }
+        if !(self.shutdown_grace >= 0.0) {
+            return bad("shutdown_grace", "must be >= 0 seconds");
+        }
+        if self.max_upload_mb == 0 {
+            return bad("max_upload_mb", "must be >= 1");
+        }
+        if self.max_inflight == 0 {
+            return bad("max_inflight", "must be >= 1");
+        }
+        if self.model_load_parallelism == 0 {
+            return bad("model_load_parallelism", "must be >= 1");
+        }
+        Ok(())
+    }
+
+    /// All accepted API keys; empty means the server is open.
+    pub fn all_api_keys(&self) -> Vec<Secret> {
+        let mut keys: Vec<Secret> = self.service_token.iter().cloned().collect();
+        keys.extend(self.api_keys.iter().filter(|k| !k.expose().is_empty()).cloned());
+        keys.retain(|k| !k.expose().is_empty());
+        keys
+    }
+
+    pub fn max_upload_bytes(&self) -> u64 {
+        self.max_upload_mb.saturating_mul(1024 * 1024)
+    }
+
+    /// `timbre config show`: every key with its value (secrets as `***`), as TOML.
+    pub fn to_redacted_toml(&self) -> String {
+        let value = serde_json::to_value(self).unwrap_or_default();
+        let mut out = String::new();
+        if let serde_json::Value::Object(map) = value {
+            for fld in FIELDS {
+                let v = map.get(fld.key).cloned().unwrap_or_default();
+                let rendered = match v {
+                    serde_json::Value::Null => format!("# {} = (unset)", fld.key),
+                    other => format!("{} = {}", fld.key, other),
+                };
+                out.push_str(&rendered);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+fn field(key: &str) -> Option<&'static Field> {
+    FIELDS.iter().find(|f| f.key == key)
+}
+
+fn typed(fld: &Field, raw: &str, origin: &str) -> Result<toml::Value, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid { key: fld.key.into(), origin: origin.into(), message };
+    let trimmed = raw.trim();
+    Ok(match fld.kind {
+        Kind::Str => toml::Value::String(raw.to_string()),
+        Kind::Int => toml::Value::Integer(trimmed.parse::<i64>().map_err(|e| invalid(format!("`{trimmed}` is not an integer ({e})")))?),
+        Kind::Float => toml::Value::Float(trimmed.parse::<f64>().map_err(|e| invalid(format!("`{trimmed}` is not a number ({e})")))?),
+        Kind::Bool => toml::Value::Boolean(parse_bool(trimmed).ok_or_else(|| invalid(format!("`{trimmed}` is not true/false")))?),
+        Kind::List => toml::Value::Array(
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect(),
+        ),
+    })
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" | "" => Some(false),
+        _ => None,
+    }
+}
+
+/// serde's message names the field in backticks; keep that as the key so the error is actionable.
+fn invalid_from_serde(message: &str) -> ConfigError {
+    let key = message.split('`').nth(1).unwrap_or("config").to_string();
+    ConfigError::Invalid { key, origin: "merged configuration".into(), message: message.into() }
+}
+
+fn unknown_env_warnings(env: &BTreeMap<String, String>) -> Vec<String> {
+    env.keys()
+        .filter(|name| name.starts_with("TIMBRE_"))
+        .filter(|name| !FIELDS.iter().any(|f| f.env == name.as_str()) && !EXTRA_ENV.contains(&name.as_str()))
+        .map(|name| {
+            let hint = closest_env(name).map(|c| format!(" (did you mean {c}?)")).unwrap_or_default();
+            format!("unknown environment variable {name} is ignored{hint}")
+        })
+        .collect()
+}
+
+fn closest_env(name: &str) -> Option<&'static str> {
+    FIELDS
+        .iter()
+        .map(|f| f.env)
+        .chain(EXTRA_ENV.iter().copied())
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, _)| *d <= 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The default location of `timbre.toml` when neither `--config` nor `TIMBRE_CONFIG` is given:
+/// used only if the file exists, so a fresh checkout needs none.
+pub fn default_file() -> Option<PathBuf> {
+    let p = Path::new("timbre.toml");
+    p.exists().then(|| p.to_path_buf())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn precedence_is_file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("timbre.toml");
+        std::fs::write(&file, "port = 1111\nhost = \"127.0.0.2\"\nlog_level = \"debug\"\n").unwrap();
+        let sources = Sources {
+            file: Some(file),
+            env: env(&[("PORT", "2222"), ("LOG_LEVEL", "warn")]),
+            overrides: vec![("port".into(), "3333".into())],
+        };
+        let c = Config::load(&sources).unwrap().config;
+        assert_eq!(c.port, 3333, "flag beats env and file");
+        assert_eq!(c.log_level, "warn", "env beats file");
+        assert_eq!(c.host, "127.0.0.2", "file beats default");
+        assert_eq!(c.max_upload_mb, 100, "default kept");
+    }
+
+    #[test]
+    fn seed_variables_are_typed() {
+        let sources = Sources {
+            env: env(&[
+                ("SKIP_MODEL_LOADING", "True"),
+                ("RATE_LIMIT_PER_MINUTE", "60"),
+                ("PROCESSING_TIMEOUT", "2.5"),
+                ("CORS_ORIGINS", "https://a.example, https://b.example,"),
+                ("TIMBRE_API_KEYS", "k1,k2"),
+                ("SERVICE_TOKEN", "tok"),
+            ]),
+            ..Default::default()
+        };
+        let c = Config::load(&sources).unwrap().config;
+        assert!(c.skip_model_loading);
+        assert_eq!(c.rate_limit_per_minute, 60);
+        assert!((c.processing_timeout - 2.5).abs() < 1e-9);
+        assert_eq!(c.cors_origins, vec!["https://a.example", "https://b.example"]);
+        let keys: Vec<String> = c.all_api_keys().iter().map(|k| k.expose().to_string()).collect();
+        assert_eq!(keys, vec!["tok", "k1", "k2"]);
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_origin() {
+        let sources = Sources { env: env(&[("PORT", "eighty")]), ..Default::default() };
+        let err = Config::load(&sources).unwrap_err().to_string();
+        assert!(err.contains("`port`") && err.contains("PORT"), "{err}");
+        let sources = Sources { env: env(&[("PORT", "99999")]), ..Default::default() };
+        let err = Config::load(&sources).unwrap_err().to_string();
+        assert!(err.contains("port"), "{err}");
+        let sources = Sources { overrides: vec![("nope".into(), "1".into())], ..Default::default() };
+        assert!(matches!(Config::load(&sources), Err(ConfigError::UnknownKey(k)) if k == "nope"));
+        let sources = Sources { env: env(&[("PROCESSING_TIMEOUT", "0")]), ..Default::default() };
+        assert!(Config::load(&sources).unwrap_err().to_string().contains("processing_timeout"));
+    }
+
+    #[test]
+    fn unknown_timbre_variables_warn_with_a_hint() {
+        let sources = Sources { env: env(&[("TIMBRE_MAX_UPLOAD_M", "5"), ("TIMBRE_THREADS", "2"), ("HOME", "/root")]), ..Default::default() };
+        let loaded = Config::load(&sources).unwrap();
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        assert!(loaded.warnings[0].contains("TIMBRE_MAX_UPLOAD_M") && loaded.warnings[0].contains("TIMBRE_MAX_UPLOAD_MB"));
+        assert_eq!(loaded.config.threads, 2);
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let sources = Sources {
+            env: env(&[("SERVICE_TOKEN", "s3cr3t-token"), ("DATABASE_URL", "postgres://u:pw-zzz@h/db"), ("S3_SECRET_ACCESS_KEY", "sk-abc")]),
+            ..Default::default()
+        };
+        let c = Config::load(&sources).unwrap().config;
+        for text in [format!("{c:?}"), c.to_redacted_toml(), serde_json::to_string(&c).unwrap()] {
+            for secret in ["s3cr3t-token", "pw-zzz", "sk-abc"] {
+                assert!(!text.contains(secret), "{secret} leaked in {text}");
+            }
+        }
+        assert!(c.to_redacted_toml().contains("service_token = \"***\""));
+    }
+
+    #[test]
+    fn table_matches_struct() {
+        let value = serde_json::to_value(Config::default()).unwrap();
+        let mut struct_keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut table_keys: Vec<&str> = FIELDS.iter().map(|f| f.key).collect();
+        struct_keys.sort_unstable();
+        table_keys.sort_unstable();
+        assert_eq!(struct_keys, table_keys, "every Config field needs exactly one FIELDS entry");
+        for f in FIELDS {
+            let expected_secret = matches!(f.key, "service_token" | "api_keys" | "hugging_face_hub_token" | "database_url" | "redis_url" | "s3_access_key_id" | "s3_secret_access_key");
+            assert_eq!(f.secret, expected_secret, "{}", f.key);
+        }
+    }
+}
