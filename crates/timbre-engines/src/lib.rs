@@ -1,5 +1,6 @@
 //! Model registry, load states and inference engines.
 
+pub mod loaders;
 pub mod manifest;
 pub mod registry;
 pub mod state;

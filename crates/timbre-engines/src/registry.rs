@@ -33,7 +33,10 @@ pub struct Registry {
 impl Registry {
     pub fn new() -> Arc<Self> {
         let (tx, _rx) = watch::channel(Snapshot::default());
-        Arc::new(Self { tx, engines: Mutex::new(BTreeMap::new()) })
+        Arc::new(Self {
+            tx,
+            engines: Mutex::new(BTreeMap::new()),
+        })
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Snapshot> {
@@ -70,11 +73,17 @@ impl Registry {
 
     pub fn engine<T: Any + Send + Sync>(&self, name: &str) -> Option<Arc<T>> {
         let engines = self.engines.lock().unwrap_or_else(PoisonError::into_inner);
-        engines.get(name).cloned().and_then(|e| e.downcast::<T>().ok())
+        engines
+            .get(name)
+            .cloned()
+            .and_then(|e| e.downcast::<T>().ok())
     }
 
     pub fn insert_engine(&self, name: &str, engine: Engine) {
-        self.engines.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_string(), engine);
+        self.engines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_string(), engine);
     }
 
     /// Scan `models_dir` and register every manifest as `loading` (or `failed` if its manifest is
@@ -91,13 +100,21 @@ impl Registry {
             }
         };
         if found.is_empty() {
-            self.add_problem(format!("no models found in {}; run scripts/fetch-models", models_dir.display()));
+            self.add_problem(format!(
+                "no models found in {}; run scripts/fetch-models",
+                models_dir.display()
+            ));
         }
         let mut plan = Vec::new();
         for (dir_name, parsed) in found {
             match parsed {
                 Ok(m) => {
-                    self.update(ModelStatus::new(&m.name, &m.family, &m.capability, m.required));
+                    self.update(ModelStatus::new(
+                        &m.name,
+                        &m.family,
+                        &m.capability,
+                        m.required,
+                    ));
                     plan.push(m);
                 }
                 Err(e) => {
@@ -124,7 +141,12 @@ impl Registry {
     }
 
     /// Load every planned model, at most `parallelism` at a time, then end the first pass.
-    pub async fn load_all(self: Arc<Self>, plan: Vec<Manifest>, loader: Arc<dyn Loader>, parallelism: usize) {
+    pub async fn load_all(
+        self: Arc<Self>,
+        plan: Vec<Manifest>,
+        loader: Arc<dyn Loader>,
+        parallelism: usize,
+    ) {
         let permits = Arc::new(Semaphore::new(parallelism.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
         for manifest in plan {
@@ -132,12 +154,21 @@ impl Registry {
             let loader = Arc::clone(&loader);
             let permits = Arc::clone(&permits);
             tasks.spawn(async move {
-                let Ok(_permit) = permits.acquire_owned().await else { return };
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return;
+                };
                 let name = manifest.name.clone();
                 let worker = Arc::clone(&registry);
-                let joined = tokio::task::spawn_blocking(move || worker.load_one(&manifest, loader.as_ref())).await;
+                let joined = tokio::task::spawn_blocking(move || {
+                    worker.load_one(&manifest, loader.as_ref())
+                })
+                .await;
                 if let Err(e) = joined {
-                    registry.set_state(&name, ModelState::Failed, Some(format!("loader crashed: {e}")));
+                    registry.set_state(
+                        &name,
+                        ModelState::Failed,
+                        Some(format!("loader crashed: {e}")),
+                    );
                 }
             });
         }
@@ -189,10 +220,15 @@ impl Registry {
 pub fn check_files(manifest: &Manifest) -> Result<(), String> {
     for file in &manifest.files {
         let path = manifest.path_of(file);
-        let meta = std::fs::metadata(&path).map_err(|e| format!("missing file {}: {e}", path.display()))?;
+        let meta = std::fs::metadata(&path)
+            .map_err(|e| format!("missing file {}: {e}", path.display()))?;
         if let Some(expected) = file.bytes {
             if meta.len() != expected {
-                return Err(format!("file {} has {} bytes, manifest says {expected} (truncated or replaced?)", path.display(), meta.len()));
+                return Err(format!(
+                    "file {} has {} bytes, manifest says {expected} (truncated or replaced?)",
+                    path.display(),
+                    meta.len()
+                ));
             }
         }
     }
@@ -217,16 +253,24 @@ mod tests {
     impl Loader for Echo {
         fn load(&self, m: &Manifest, progress: &dyn Fn(ModelState)) -> Result<Engine, String> {
             progress(ModelState::Warming);
-            if m.family == "broken" { Err("cannot build session: bad graph".into()) } else { Ok(Arc::new(m.name.clone())) }
+            if m.family == "broken" {
+                Err("cannot build session: bad graph".into())
+            } else {
+                Ok(Arc::new(m.name.clone()))
+            }
         }
     }
 
     fn write_model(root: &Path, name: &str, family: &str, required: bool, file: Option<&[u8]>) {
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut toml = format!("name='{name}'\nfamily='{family}'\ncapability='test'\nrequired={required}\n");
+        let mut toml =
+            format!("name='{name}'\nfamily='{family}'\ncapability='test'\nrequired={required}\n");
         if let Some(bytes) = file {
-            toml.push_str(&format!("[[files]]\npath='m.onnx'\nrole='onnx'\nbytes={}\n", bytes.len()));
+            toml.push_str(&format!(
+                "[[files]]\npath='m.onnx'\nrole='onnx'\nbytes={}\n",
+                bytes.len()
+            ));
             std::fs::write(dir.join("m.onnx"), bytes).unwrap();
         } else {
             toml.push_str("[[files]]\npath='gone.onnx'\n");
@@ -243,21 +287,41 @@ mod tests {
         let registry = Registry::new();
         let plan = registry.discover(dir.path());
         assert_eq!(registry.snapshot().status(), ServiceStatus::Starting);
-        Arc::clone(&registry).load_all(plan, Arc::new(Echo), 2).await;
+        Arc::clone(&registry)
+            .load_all(plan, Arc::new(Echo), 2)
+            .await;
 
         let snap = registry.snapshot();
         assert!(snap.first_pass_done);
         assert_eq!(snap.models["good"].state, ModelState::Ready);
         assert!(snap.models["good"].load_ms.is_some());
         assert_eq!(snap.models["broken"].state, ModelState::Failed);
-        assert_eq!(snap.models["broken"].reason.as_deref(), Some("cannot build session: bad graph"));
+        assert_eq!(
+            snap.models["broken"].reason.as_deref(),
+            Some("cannot build session: bad graph")
+        );
         assert_eq!(snap.models["missing"].state, ModelState::Failed);
         let missing_path = dir.path().join("missing").join("gone.onnx");
-        assert!(snap.models["missing"].reason.as_deref().unwrap().contains(&missing_path.display().to_string()));
+        assert!(
+            snap.models["missing"]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains(&missing_path.display().to_string())
+        );
         assert_eq!(snap.status(), ServiceStatus::Degraded);
         assert!(snap.ready(), "only optional models failed");
-        assert_eq!(registry.engine::<String>("good").as_deref().map(String::as_str), Some("good"));
-        assert!(registry.engine::<u32>("good").is_none(), "wrong type is None, not a panic");
+        assert_eq!(
+            registry
+                .engine::<String>("good")
+                .as_deref()
+                .map(String::as_str),
+            Some("good")
+        );
+        assert!(
+            registry.engine::<u32>("good").is_none(),
+            "wrong type is None, not a panic"
+        );
     }
 
     #[test]
@@ -266,13 +330,21 @@ mod tests {
         write_model(dir.path(), "t", "ok", true, Some(b"abc"));
         std::fs::write(dir.path().join("t/m.onnx"), b"a").unwrap();
         let m = Manifest::from_file(&dir.path().join("t/model.toml")).unwrap();
-        assert!(check_files(&m).unwrap_err().contains("has 1 bytes, manifest says 3"));
+        assert!(
+            check_files(&m)
+                .unwrap_err()
+                .contains("has 1 bytes, manifest says 3")
+        );
     }
 
     #[test]
     fn empty_or_missing_dir_is_a_problem() {
         let registry = Registry::new();
-        assert!(registry.discover(Path::new("/nonexistent/models")).is_empty());
+        assert!(
+            registry
+                .discover(Path::new("/nonexistent/models"))
+                .is_empty()
+        );
         registry.finish_first_pass();
         let snap = registry.snapshot();
         assert_eq!(snap.status(), ServiceStatus::Degraded);

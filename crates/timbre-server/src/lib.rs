@@ -1,4 +1,21 @@
-//! timbre's HTTP/WebSocket server.
+//! timbre's HTTP/WebSocket server: routes, auth, limits, errors, metrics and OpenAPI.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod limits;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod sessions;
+pub mod state;
+pub mod telemetry;
+
+pub use app::{app, serve};
+pub use config::Config;
+pub use error::ApiError;
+pub use state::AppState;
 
 /// Default TCP port (the seeds' `PORT` default).
 pub const DEFAULT_PORT: u16 = 8080;

@@ -1,1 +1,40 @@
-fn main(){}
+//! `timbre`: one binary for the server, the workers and the offline tools.
+
+mod cli;
+mod models_cmd;
+mod serve_cmd;
+mod verify_deploy;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command, ConfigCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve_cmd::run(args),
+        Command::Models(args) => models_cmd::run(args),
+        Command::Config {
+            command: ConfigCommand::Show(args),
+        } => match args.load() {
+            Ok(loaded) => {
+                for w in &loaded.warnings {
+                    eprintln!("warning: {w}");
+                }
+                print!("{}", loaded.config.to_redacted_toml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => cli::fail(&e),
+        },
+        Command::VerifyDeploy(args) => verify_deploy::run(args),
+        Command::Worker => cli::not_yet("worker", "durable jobs and workers"),
+        Command::Migrate => cli::not_yet("migrate", "the database layer"),
+        Command::Transcribe => cli::not_yet("transcribe", "speech-to-text"),
+        Command::Speak => cli::not_yet("speak", "text-to-speech"),
+        Command::Tag => cli::not_yet("tag", "sound tagging"),
+        Command::Analyze => cli::not_yet("analyze", "music analysis"),
+        Command::Generate => cli::not_yet("generate", "audio generation"),
+    }
+}

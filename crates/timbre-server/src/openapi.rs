@@ -1,0 +1,46 @@
+//! The OpenAPI document served at `/openapi.json` (and rendered by Swagger UI at `/docs`).
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "timbre", description = "Audio AI server: speech-to-text, text-to-speech, tagging, music analysis, streams."),
+    paths(
+        routes::health::root,
+        routes::health::health,
+        routes::health::healthz,
+        routes::health::readyz,
+        routes::health::ping,
+        crate::metrics::render,
+        routes::models::list,
+        routes::models::get,
+        routes::ws::ping,
+    ),
+    components(schemas(crate::error::ErrorEnvelope, crate::error::ErrorBody)),
+    modifiers(&Security),
+    tags(
+        (name = "health", description = "Liveness, readiness, service info and metrics (public)"),
+        (name = "models", description = "Installed models and their load state"),
+        (name = "streams", description = "WebSocket sessions"),
+    )
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "x_api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}

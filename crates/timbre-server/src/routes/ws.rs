@@ -1,0 +1,80 @@
+//! `WS /v1/ws/ping`: an echo session that exercises what every streaming capability shares —
+//! auth by query key, the session cap, idle timeout and the 1001 close on shutdown.
+//! `timbre verify-deploy` uses it to prove WebSockets pass through the platform's proxy.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::response::Response;
+
+use crate::error::ApiError;
+use crate::sessions::SessionGuard;
+use crate::state::AppState;
+
+/// Sessions that send nothing for this long are closed (1000) to free their slot.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Echo WebSocket: replies `{"type":"hello"}` then echoes every message.
+#[utoipa::path(get, path = "/v1/ws/ping", tag = "streams", security(("api_key" = [])),
+    responses((status = 101, description = "switching to WebSocket"),
+              (status = 503, description = "MAX_CONCURRENT_SESSIONS reached", body = crate::error::ErrorEnvelope)))]
+pub async fn ping(
+    State(state): State<AppState>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let guard = state.sessions.try_acquire().ok_or_else(|| {
+        ApiError::overloaded(
+            format!(
+                "all {} WebSocket sessions are in use (MAX_CONCURRENT_SESSIONS)",
+                state.sessions.max()
+            ),
+            Duration::from_secs(5),
+        )
+    })?;
+    let shutdown = state.sessions.shutdown_signal();
+    Ok(ws.on_upgrade(move |socket| echo(socket, guard, shutdown)))
+}
+
+async fn echo(
+    mut socket: WebSocket,
+    _guard: SessionGuard,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let hello = serde_json::json!({"type": "hello", "server": "timbre", "version": env!("CARGO_PKG_VERSION")});
+    if socket
+        .send(Message::Text(hello.to_string().into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    loop {
+        tokio::select! {
+            () = crate::sessions::shutting_down(&mut shutdown) => {
+                let _ = socket.send(close(close_code::AWAY, "server shutting down")).await;
+                return;
+            }
+            next = tokio::time::timeout(IDLE_TIMEOUT, socket.recv()) => match next {
+                Err(_) => {
+                    let _ = socket.send(close(close_code::NORMAL, "idle timeout")).await;
+                    return;
+                }
+                Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return,
+                Ok(Some(Ok(msg @ (Message::Text(_) | Message::Binary(_))))) => {
+                    if socket.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}

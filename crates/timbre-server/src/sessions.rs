@@ -1,0 +1,103 @@
+//! The WebSocket session cap (`MAX_CONCURRENT_SESSIONS`) shared by every streaming protocol, and
+//! the shutdown signal sessions watch so they can close with 1001 instead of being cut.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::watch;
+
+#[derive(Clone)]
+pub struct Sessions {
+    max: usize,
+    active: Arc<AtomicUsize>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Holds one session slot; dropping it frees the slot.
+pub struct SessionGuard {
+    active: Arc<AtomicUsize>,
+}
+
+impl Sessions {
+    pub fn new(max: usize, shutdown: watch::Receiver<bool>) -> Self {
+        Self {
+            max,
+            active: Arc::new(AtomicUsize::new(0)),
+            shutdown,
+        }
+    }
+
+    /// A slot, or `None` when all are taken (the caller answers 503 before upgrading).
+    pub fn try_acquire(&self) -> Option<SessionGuard> {
+        let mut current = self.active.load(Ordering::Relaxed);
+        loop {
+            if current >= self.max {
+                return None;
+            }
+            match self.active.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    metrics::gauge!("timbre_ws_sessions").set((current + 1) as f64);
+                    return Some(SessionGuard {
+                        active: Arc::clone(&self.active),
+                    });
+                }
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Resolves when the server starts shutting down; sessions then close with code 1001.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Resolves once shutdown has begun; never resolves if the sender is gone without shutting down.
+pub async fn shutting_down(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        let left = self.active.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
+        metrics::gauge!("timbre_ws_sessions").set(left as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_is_enforced_and_released() {
+        let (_tx, rx) = watch::channel(false);
+        let s = Sessions::new(2, rx);
+        let a = s.try_acquire();
+        let b = s.try_acquire();
+        assert!(a.is_some() && b.is_some());
+        assert!(s.try_acquire().is_none());
+        drop(a);
+        assert_eq!(s.active(), 1);
+        assert!(s.try_acquire().is_some());
+    }
+}

@@ -1,0 +1,55 @@
+//! What every handler can reach. Cheap to clone (all shared parts are behind `Arc`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use timbre_engines::{Registry, Snapshot};
+use tokio::sync::{Semaphore, watch};
+
+use crate::auth::ApiKeys;
+use crate::config::Config;
+use crate::limits::RateLimit;
+use crate::metrics;
+use crate::sessions::Sessions;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub registry: Arc<Registry>,
+    pub models: watch::Receiver<Snapshot>,
+    pub started: Instant,
+    pub api_keys: Arc<ApiKeys>,
+    pub rate_limit: Option<Arc<RateLimit>>,
+    pub inflight: Arc<Semaphore>,
+    pub sessions: Sessions,
+    pub metrics: PrometheusHandle,
+    shutdown: Arc<watch::Sender<bool>>,
+}
+
+impl AppState {
+    pub fn new(config: Config, registry: Arc<Registry>) -> Self {
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        Self {
+            api_keys: Arc::new(ApiKeys::new(&config.all_api_keys())),
+            rate_limit: RateLimit::new(config.rate_limit_per_minute).map(Arc::new),
+            inflight: Arc::new(Semaphore::new(config.max_inflight)),
+            sessions: Sessions::new(config.max_concurrent_sessions, shutdown_rx),
+            models: registry.subscribe(),
+            registry,
+            started: Instant::now(),
+            metrics: metrics::handle(),
+            shutdown: Arc::new(shutdown),
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.models.borrow().clone()
+    }
+
+    /// Tell long-lived sessions to close (code 1001). Idempotent.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+}

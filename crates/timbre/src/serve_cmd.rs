@@ -1,0 +1,109 @@
+//! `timbre serve`: listen first, load models in the background, shut down gracefully.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use timbre_engines::Registry;
+use timbre_server::{AppState, telemetry};
+
+use crate::cli::{ServeArgs, fail};
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    let loaded = match args.config.load() {
+        Ok(l) => l,
+        Err(e) => return fail(&e),
+    };
+    let config = loaded.config;
+    if let Err(e) = telemetry::init(&config) {
+        return fail(&e);
+    }
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            fail(&e)
+        }
+    }
+}
+
+async fn serve(config: timbre_server::Config) -> Result<(), String> {
+    let addr = format!("{}:{}", config.host, config.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+    if config.all_api_keys().is_empty() {
+        tracing::warn!(
+            "NO API KEY CONFIGURED: every endpoint is open to anyone who can reach this port. Set SERVICE_TOKEN or TIMBRE_API_KEYS."
+        );
+    }
+    tracing::info!(
+        address = %local,
+        version = env!("CARGO_PKG_VERSION"),
+        environment = %config.environment,
+        models_dir = %config.models_dir.display(),
+        "listening"
+    );
+
+    let registry = Registry::new();
+    let state = AppState::new(config.clone(), Arc::clone(&registry));
+    start_models(&config, registry);
+
+    timbre_server::serve(listener, state, shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Discover manifests and load them on blocking threads; the listener is already up, so health
+/// answers `starting` meanwhile instead of the port refusing connections.
+fn start_models(config: &timbre_server::Config, registry: Arc<Registry>) {
+    let plan = registry.discover(&config.models_dir);
+    if config.skip_model_loading {
+        tracing::warn!(
+            models = plan.len(),
+            "SKIP_MODEL_LOADING is set: no model is loaded and model endpoints answer 503"
+        );
+        registry.skip_all(&plan);
+        return;
+    }
+    let loader = timbre_engines::loaders::default_loader(&timbre_engines::loaders::Settings {
+        threads: config.threads,
+    });
+    tokio::spawn(registry.load_all(plan, loader, config.model_load_parallelism));
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
