@@ -56,22 +56,22 @@ pub enum ConfigCommand {
 #[derive(Args, Clone, Default)]
 pub struct ConfigArgs {
     /// Config file (TOML). Default: `$TIMBRE_CONFIG`, else `./timbre.toml` if present.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Address to bind (overrides HOST).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub host: Option<String>,
     /// Port to bind (overrides PORT); 0 picks a free port.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub port: Option<u16>,
     /// Data directory (overrides TIMBRE_DATA_DIR).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// Models directory (overrides TIMBRE_MODELS_DIR).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub models_dir: Option<PathBuf>,
     /// Any configuration key, e.g. `--set rate_limit_per_minute=60` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
+    #[arg(long = "set", value_name = "KEY=VALUE", global = true)]
     pub set: Vec<String>,
 }
 

@@ -38,6 +38,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(config: timbre_server::Config) -> Result<(), String> {
+    // Install the handlers before announcing `listening`: a SIGTERM that arrives right after
+    // must trigger the graceful path, not the default action that kills the process.
+    let shutdown = shutdown_signal()?;
     let addr = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -60,7 +63,7 @@ async fn serve(config: timbre_server::Config) -> Result<(), String> {
     let state = AppState::new(config.clone(), Arc::clone(&registry));
     start_models(&config, registry);
 
-    timbre_server::serve(listener, state, shutdown_signal())
+    timbre_server::serve(listener, state, shutdown)
         .await
         .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("stopped");
@@ -85,25 +88,20 @@ fn start_models(config: &timbre_server::Config, registry: Arc<Registry>) {
     tokio::spawn(registry.load_all(plan, loader, config.model_load_parallelism));
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static, String> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot install the SIGTERM handler: {e}"))?;
+    #[cfg(unix)]
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| format!("cannot install the SIGINT handler: {e}"))?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
