@@ -776,3 +776,24 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod docs_tests {
+    use super::FIELDS;
+
+    /// A key added to `Config` without documentation fails here (and `table_matches_struct`
+    /// fails if it is missing from `FIELDS`).
+    #[test]
+    fn configuration_md_documents_every_key() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        for f in FIELDS {
+            let row = format!("| `{}` | `{}` |", f.key, f.env);
+            assert!(doc.contains(&row), "docs/configuration.md lacks a row starting {row}");
+        }
+        for extra in super::EXTRA_ENV {
+            assert!(doc.contains(&format!("`{extra}`")), "docs/configuration.md lacks {extra}");
+        }
+    }
+}

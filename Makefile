@@ -1,0 +1,45 @@
+# timbre — the two commands a newcomer needs:
+#   make run    fetch the ONNX Runtime and the models (first time only), build, serve :8080
+#   make test   format check, clippy, every test in the workspace
+# Everything they install is idempotent and cached in $(TIMBRE_CACHE) (default ~/.cache/timbre).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+export TIMBRE_CACHE ?= $(HOME)/.cache/timbre
+
+.PHONY: run test setup runtime models build fmt fmt-check clippy test-only bench-http clean-models
+
+run: setup
+	$(CARGO) build --release --locked -p timbre
+	$(CARGO) run --release --locked -q -p timbre -- serve
+
+test: setup fmt-check clippy test-only
+
+setup: runtime models
+
+runtime:
+	@scripts/fetch-runtime >/dev/null
+
+models:
+	@scripts/fetch-models
+
+build:
+	$(CARGO) build --release --locked -p timbre
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+test-only:
+	ORT_DYLIB_PATH="$${ORT_DYLIB_PATH:-$(CURDIR)/runtime/libonnxruntime.so}" $(CARGO) test --workspace --locked
+
+bench-http:
+	scripts/bench/http.sh
+
+clean-models:
+	rm -rf models runtime
