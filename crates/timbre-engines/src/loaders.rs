@@ -2,9 +2,13 @@
 
 use std::sync::Arc;
 
+use crate::ced::CedTagger;
 use crate::manifest::Manifest;
 use crate::registry::{Engine, Loader};
 use crate::state::ModelState;
+use crate::vad::SileroVad;
+use crate::warmed::WarmedOnnx;
+use crate::whisper::ct2;
 
 /// Engine settings taken from the process configuration.
 #[derive(Clone, Debug, Default)]
@@ -16,21 +20,22 @@ pub struct Settings {
 /// Dispatches on `family`. A family with no engine in this build fails with that reason rather
 /// than pretending to be ready.
 pub struct FamilyLoader {
-    #[allow(dead_code)]
     settings: Settings,
 }
 
 impl Loader for FamilyLoader {
-    fn load(&self, manifest: &Manifest, _progress: &dyn Fn(ModelState)) -> Result<Engine, String> {
-        Err(format!(
-            "no engine for model family `{}` in this build",
-            manifest.family
-        ))
+    fn load(&self, manifest: &Manifest, progress: &dyn Fn(ModelState)) -> Result<Engine, String> {
+        let threads = self.settings.threads;
+        match manifest.family.as_str() {
+            "ced" => Ok(Arc::new(CedTagger::load(manifest, threads, 1, progress)?)),
+            "vad" => Ok(Arc::new(SileroVad::load(manifest, 1, progress)?)),
+            "piper" | "kokoro" | "beatnet" => Ok(Arc::new(WarmedOnnx::load(manifest, threads, progress)?)),
+            "whisper" => Ok(Arc::new(ct2::load_dir(&manifest.dir)?)),
+            other => Err(format!("no engine for model family `{other}` in this build")),
+        }
     }
 }
 
 pub fn default_loader(settings: &Settings) -> Arc<dyn Loader> {
-    Arc::new(FamilyLoader {
-        settings: settings.clone(),
-    })
+    Arc::new(FamilyLoader { settings: settings.clone() })
 }

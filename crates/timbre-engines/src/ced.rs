@@ -1,0 +1,86 @@
+//! CED-tiny AudioSet tagger: 16 kHz waveform windows in, 527 label probabilities out.
+//!
+//! The graph ends in a Sigmoid, so `logits` are already probabilities; applying a second sigmoid
+//! (as the `soundevents` crate does) squeezes every score into 0.5–0.73.
+
+use std::sync::Arc;
+
+use ort::value::Tensor;
+
+use crate::actor::{Actor, EngineError, Timed, Worker};
+use crate::manifest::Manifest;
+use crate::onnx::OnnxSession;
+use crate::state::ModelState;
+
+pub const SAMPLE_RATE: u32 = 16_000;
+const INPUT: &str = "waveform";
+const OUTPUT: &str = "logits";
+
+/// A batch of equal-length windows, row-major `[batch, len]`.
+pub struct Windows {
+    pub samples: Vec<f32>,
+    pub batch: usize,
+}
+
+struct CedWorker {
+    onnx: OnnxSession,
+}
+
+impl Worker for CedWorker {
+    type Request = Windows;
+    type Response = Vec<f32>;
+
+    fn handle(&mut self, w: Windows) -> Result<Vec<f32>, String> {
+        if w.batch == 0 || w.samples.is_empty() || w.samples.len() % w.batch != 0 {
+            return Err(format!("{} samples do not split into {} windows", w.samples.len(), w.batch));
+        }
+        let len = w.samples.len() / w.batch;
+        let input = Tensor::from_array(([w.batch, len], w.samples)).map_err(|e| e.to_string())?;
+        let outputs = self.onnx.session.run(ort::inputs![INPUT => input]).map_err(|e| e.to_string())?;
+        let (_, scores) = outputs[OUTPUT].try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
+        Ok(scores.to_vec())
+    }
+}
+
+pub struct CedTagger {
+    actor: Actor<Windows, Vec<f32>>,
+    pub labels: Arc<Vec<String>>,
+}
+
+impl CedTagger {
+    pub fn load(manifest: &Manifest, threads: usize, workers: usize, progress: &dyn Fn(ModelState)) -> Result<Self, String> {
+        let path = manifest.file_with_role("onnx").ok_or("manifest lists no `onnx` file")?;
+        let labels_path = manifest.labels.as_ref().map(|l| manifest.dir.join(l)).ok_or("manifest names no labels file")?;
+        let labels: Vec<String> = std::fs::read_to_string(&labels_path)
+            .map_err(|e| format!("cannot read labels {}: {e}", labels_path.display()))?
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let mut pool = Vec::new();
+        for _ in 0..workers.max(1) {
+            let onnx = OnnxSession::open(&path, threads)?;
+            if !onnx.has_output(OUTPUT) {
+                return Err(format!("{} has no `{OUTPUT}` output", path.display()));
+            }
+            pool.push(CedWorker { onnx });
+        }
+        let actor = Actor::spawn(&manifest.name, pool, 64)?;
+        let tagger = Self { actor, labels: Arc::new(labels) };
+        progress(ModelState::Warming);
+        // Warm-up: one real inference, and the label count must match the model's output.
+        let warm = tagger.actor.call_blocking(Windows { samples: vec![0.0; SAMPLE_RATE as usize], batch: 1 }).map_err(|e| e.to_string())?;
+        if warm.value.len() != tagger.labels.len() {
+            return Err(format!("model gives {} scores but {} has {} labels", warm.value.len(), labels_path.display(), tagger.labels.len()));
+        }
+        Ok(tagger)
+    }
+
+    /// Scores for each window: `batch × labels` probabilities.
+    pub async fn score(&self, windows: Windows) -> Result<Timed<Vec<f32>>, EngineError> {
+        self.actor.call(windows).await
+    }
+
+    pub fn score_blocking(&self, windows: Windows) -> Result<Timed<Vec<f32>>, EngineError> {
+        self.actor.call_blocking(windows)
+    }
+}

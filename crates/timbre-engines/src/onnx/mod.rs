@@ -1,0 +1,7 @@
+//! ONNX Runtime: finding the shared library, one process-wide environment, and sessions.
+
+mod runtime;
+mod session;
+
+pub use runtime::{RuntimeInfo, environment, library_candidates};
+pub use session::{InputSpec, OnnxSession, describe_inputs};

@@ -1,0 +1,63 @@
+//! A thin wrapper over `ort::Session` that knows its input layout and reports errors as text
+//! the registry can show.
+
+use std::path::Path;
+
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::{TensorElementType, ValueType};
+
+use super::runtime::environment;
+
+/// One graph input as the model declares it (`-1` for a dynamic dimension).
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputSpec {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<i64>,
+}
+
+pub struct OnnxSession {
+    pub session: Session,
+}
+
+impl OnnxSession {
+    /// Build a session from a model file. `threads` = intra-op threads (0 = ONNX Runtime's
+    /// default, one per core).
+    pub fn open(path: &Path, threads: usize) -> Result<Self, String> {
+        let (env, _) = environment()?;
+        let ctx = |e: &dyn std::fmt::Display| format!("cannot load {}: {e}", path.display());
+        let mut builder = Session::builder(env).map_err(|e| ctx(&e))?;
+        builder = builder.with_optimization_level(GraphOptimizationLevel::Level3).map_err(|e| ctx(&e))?;
+        if threads > 0 {
+            builder = builder.with_intra_threads(threads).map_err(|e| ctx(&e))?;
+        }
+        let session = builder.commit_from_file(path).map_err(|e| ctx(&e))?;
+        Ok(Self { session })
+    }
+
+    pub fn inputs(&self) -> Vec<InputSpec> {
+        describe_inputs(&self.session)
+    }
+
+    pub fn has_output(&self, name: &str) -> bool {
+        self.session.outputs().iter().any(|o| o.name() == name)
+    }
+}
+
+pub fn describe_inputs(session: &Session) -> Vec<InputSpec> {
+    session
+        .inputs()
+        .iter()
+        .map(|i| match i.dtype() {
+            ValueType::Tensor { ty, shape, .. } => {
+                InputSpec { name: i.name().to_string(), dtype: dtype_name(*ty), shape: shape.iter().copied().collect() }
+            }
+            other => InputSpec { name: i.name().to_string(), dtype: format!("{other:?}"), shape: Vec::new() },
+        })
+        .collect()
+}
+
+fn dtype_name(t: TensorElementType) -> String {
+    format!("{t:?}").to_lowercase()
+}
