@@ -790,10 +790,16 @@ mod docs_tests {
         let doc = std::fs::read_to_string(path).unwrap();
         for f in FIELDS {
             let row = format!("| `{}` | `{}` |", f.key, f.env);
-            assert!(doc.contains(&row), "docs/configuration.md lacks a row starting {row}");
+            assert!(
+                doc.contains(&row),
+                "docs/configuration.md lacks a row starting {row}"
+            );
         }
         for extra in super::EXTRA_ENV {
-            assert!(doc.contains(&format!("`{extra}`")), "docs/configuration.md lacks {extra}");
+            assert!(
+                doc.contains(&format!("`{extra}`")),
+                "docs/configuration.md lacks {extra}"
+            );
         }
     }
 }

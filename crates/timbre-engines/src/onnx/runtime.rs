@@ -42,13 +42,30 @@ pub fn library_candidates() -> Vec<PathBuf> {
 }
 
 fn load() -> Result<Loaded, String> {
-    let candidates = library_candidates();
-    let chosen = candidates
-        .iter()
-        .find(|p| p.components().count() == 1 || p.is_file())
-        .cloned()
-        .ok_or_else(|| "no ONNX Runtime library candidate".to_string())?;
-    let tried = candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+    // An explicit ORT_DYLIB_PATH is the operator's choice: use it or fail, never fall back to
+    // another copy they did not ask for.
+    let explicit = std::env::var_os("ORT_DYLIB_PATH")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from);
+    let (chosen, tried) = match explicit {
+        Some(path) => (path.clone(), format!("ORT_DYLIB_PATH={}", path.display())),
+        None => {
+            let candidates = library_candidates();
+            let chosen = candidates
+                .iter()
+                .find(|p| p.components().count() == 1 || p.is_file())
+                .cloned()
+                .unwrap_or_else(|| PathBuf::from("libonnxruntime.so"));
+            (
+                chosen,
+                candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+        }
+    };
     // `init_from` dlopens the library; a panic inside the loader must not take the process down.
     let init = std::panic::catch_unwind(|| ort::init_from(&chosen));
     let builder = match init {
@@ -58,11 +75,22 @@ fn load() -> Result<Loaded, String> {
                 "ONNX Runtime library not loadable ({e}); tried {tried}. Run scripts/fetch-runtime or set ORT_DYLIB_PATH"
             ));
         }
-        Err(_) => return Err(format!("loading ONNX Runtime from {} panicked; tried {tried}", chosen.display())),
+        Err(_) => {
+            return Err(format!(
+                "loading ONNX Runtime from {} panicked; tried {tried}",
+                chosen.display()
+            ));
+        }
     };
-    let env = builder.with_name("timbre").build().map_err(|e| format!("cannot create the ONNX Runtime environment: {e}"))?;
+    let env = builder
+        .with_name("timbre")
+        .build()
+        .map_err(|e| format!("cannot create the ONNX Runtime environment: {e}"))?;
     tracing::info!(library = %chosen.display(), "ONNX Runtime loaded");
-    Ok(Loaded { env, info: RuntimeInfo { library: chosen } })
+    Ok(Loaded {
+        env,
+        info: RuntimeInfo { library: chosen },
+    })
 }
 
 /// The process-wide environment, loading the library on first use.
