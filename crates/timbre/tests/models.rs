@@ -158,3 +158,30 @@ fn a_missing_onnx_runtime_fails_onnx_models_and_the_server_keeps_serving() {
     assert_eq!(http_get(&addr, "/ping", &[]).0, 200);
     assert_eq!(server.sigterm(), 0);
 }
+
+#[test]
+fn verify_deploy_passes_on_a_healthy_server_and_names_what_fails() {
+    let models = repo_models();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["silero-vad", "whisper-tiny.en"] {
+        std::os::unix::fs::symlink(models.join(name), dir.path().join(name)).unwrap();
+    }
+    let (mut server, addr, _) = Server::start(&[("SERVICE_TOKEN", "deploy-tok")], dir.path());
+    settled_health(&addr);
+    let url = format!("http://{addr}");
+
+    let (code, out, _) = common::stdout_of(common::timbre().args(["verify-deploy", &url, "--token", "deploy-tok"]));
+    assert_eq!(code, 0, "{out}");
+    for line in ["✅ connectivity", "✅ health", "✅ model silero-vad", "✅ ready", "✅ auth: no key rejected", "✅ auth: key accepted", "✅ websocket"] {
+        assert!(out.contains(line), "missing `{line}` in:\n{out}");
+    }
+
+    let (code, out, _) = common::stdout_of(common::timbre().args(["verify-deploy", &url, "--token", "wrong"]));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("❌ auth: key accepted") && out.contains("❌ websocket"), "{out}");
+
+    let (code, out, _) = common::stdout_of(common::timbre().args(["verify-deploy", "http://127.0.0.1:1"]));
+    assert_eq!(code, 1);
+    assert!(out.contains("❌ connectivity"), "{out}");
+    assert_eq!(server.sigterm(), 0);
+}
