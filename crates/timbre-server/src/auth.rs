@@ -22,8 +22,9 @@ pub struct ApiKeys {
 /// Who is calling, attached to the request for the rate limiter and logs. Never the key itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Caller {
-    /// Index of the matching key in configuration order.
-    Key(usize),
+    /// A configured key: its position in configuration order, and a short digest prefix that
+    /// names it stably across replicas (rate-limit buckets, logs) without revealing it.
+    Key { index: usize, id: String },
     /// The server is open (no keys configured).
     Anonymous,
 }
@@ -33,6 +34,14 @@ impl ApiKeys {
         Self {
             digests: keys.iter().map(|k| digest(k.expose())).collect(),
         }
+    }
+
+    /// First 8 bytes of the key's SHA-256, hex: safe to log, stable across replicas.
+    pub fn id(&self, index: usize) -> String {
+        self.digests
+            .get(index)
+            .map(|d| d[..8].iter().map(|b| format!("{b:02x}")).collect())
+            .unwrap_or_default()
     }
 
     pub fn is_open(&self) -> bool {
@@ -134,7 +143,10 @@ pub async fn require_key(
             ));
         };
         match keys.check(&presented) {
-            Some(i) => Caller::Key(i),
+            Some(index) => Caller::Key {
+                index,
+                id: keys.id(index),
+            },
             None => {
                 return Err(ApiError::unauthorized(
                     "invalid_api_key",

@@ -7,6 +7,7 @@ pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod rate_limit;
 pub mod routes;
 pub mod sessions;
 pub mod state;

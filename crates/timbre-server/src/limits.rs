@@ -1,8 +1,8 @@
-//! Request limits: per-caller rate (GCRA), body size, in-flight cap and processing timeout.
+//! Request limits as middleware: per-caller rate (see `rate_limit`), body size, in-flight cap
+//! and processing timeout.
 //! Each answers in the error envelope with the headers clients need to back off.
 
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,71 +10,12 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use governor::clock::{Clock, QuantaClock};
-use governor::middleware::StateInformationMiddleware;
-use governor::state::keyed::DefaultKeyedStateStore;
-use governor::{Quota, RateLimiter};
 use tokio::sync::Semaphore;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::rate_limit::Verdict;
 use crate::state::AppState;
-
-type Keyed =
-    RateLimiter<String, DefaultKeyedStateStore<String>, QuantaClock, StateInformationMiddleware>;
-
-/// GCRA limiter keyed by API key (or client IP when the server is open). Bursts up to the
-/// per-minute figure, then one request every `60 / limit` seconds.
-pub struct RateLimit {
-    limiter: Keyed,
-    per_minute: u32,
-    clock: QuantaClock,
-}
-
-/// Outcome of one check, carrying what the `X-RateLimit-*` headers report.
-#[derive(Debug, PartialEq)]
-pub enum Verdict {
-    Allowed { remaining: u32, reset: Duration },
-    Limited { retry_after: Duration },
-}
-
-impl RateLimit {
-    pub fn new(per_minute: u32) -> Option<Self> {
-        let n = NonZeroU32::new(per_minute)?;
-        let limiter = RateLimiter::keyed(Quota::per_minute(n))
-            .with_middleware::<StateInformationMiddleware>();
-        Some(Self {
-            limiter,
-            per_minute,
-            clock: QuantaClock::default(),
-        })
-    }
-
-    pub fn per_minute(&self) -> u32 {
-        self.per_minute
-    }
-
-    pub fn check(&self, key: &str) -> Verdict {
-        let period = Duration::from_secs_f64(60.0 / f64::from(self.per_minute));
-        match self.limiter.check_key(&key.to_string()) {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                // Time until the bucket is full again: one period per used slot.
-                let reset = period * (self.per_minute - remaining);
-                Verdict::Allowed { remaining, reset }
-            }
-            Err(not_until) => Verdict::Limited {
-                retry_after: not_until.wait_time_from(self.clock.now()),
-            },
-        }
-    }
-
-    /// Forget callers whose buckets are full again, so the keyed map stays bounded.
-    pub fn prune(&self) {
-        self.limiter.retain_recent();
-        self.limiter.shrink_to_fit();
-    }
-}
 
 fn client_ip(request: &Request, trust_proxy: bool) -> Option<IpAddr> {
     if trust_proxy {
@@ -113,13 +54,13 @@ pub async fn rate_limit(
         return Ok(next.run(request).await);
     };
     let key = match request.extensions().get::<Caller>() {
-        Some(Caller::Key(i)) => format!("key:{i}"),
+        Some(Caller::Key { id, .. }) => format!("key:{id}"),
         _ => match client_ip(&request, state.config.trust_proxy) {
             Some(ip) => format!("ip:{ip}"),
             None => "ip:unknown".to_string(),
         },
     };
-    match limit.check(&key) {
+    match limit.check(&key).await {
         Verdict::Allowed { remaining, reset } => {
             let mut response = next.run(request).await;
             let headers = response.headers_mut();
@@ -194,42 +135,5 @@ pub async fn processing_timeout(
             metrics::counter!("timbre_timeouts_total").increment(1);
             Err(ApiError::timeout(limit))
         }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gcra_allows_the_burst_then_limits_per_key() {
-        let rl = RateLimit::new(3).unwrap();
-        assert!(matches!(
-            rl.check("a"),
-            Verdict::Allowed { remaining: 2, .. }
-        ));
-        assert!(matches!(
-            rl.check("a"),
-            Verdict::Allowed { remaining: 1, .. }
-        ));
-        assert!(matches!(
-            rl.check("a"),
-            Verdict::Allowed { remaining: 0, .. }
-        ));
-        match rl.check("a") {
-            Verdict::Limited { retry_after } => {
-                assert!(
-                    retry_after > Duration::from_secs(15) && retry_after <= Duration::from_secs(20),
-                    "{retry_after:?}"
-                )
-            }
-            v => panic!("expected limited, got {v:?}"),
-        }
-        assert!(
-            matches!(rl.check("b"), Verdict::Allowed { remaining: 2, .. }),
-            "keys are independent"
-        );
-        assert!(RateLimit::new(0).is_none(), "0 disables");
     }
 }

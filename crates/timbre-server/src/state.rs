@@ -9,8 +9,8 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::auth::ApiKeys;
 use crate::config::Config;
-use crate::limits::RateLimit;
 use crate::metrics;
+use crate::rate_limit::{LocalLimiter, RateLimiter};
 use crate::sessions::Sessions;
 
 #[derive(Clone)]
@@ -20,7 +20,7 @@ pub struct AppState {
     pub models: watch::Receiver<Snapshot>,
     pub started: Instant,
     pub api_keys: Arc<ApiKeys>,
-    pub rate_limit: Option<Arc<RateLimit>>,
+    pub rate_limit: Option<Arc<RateLimiter>>,
     pub inflight: Arc<Semaphore>,
     pub sessions: Sessions,
     pub metrics: PrometheusHandle,
@@ -32,7 +32,8 @@ impl AppState {
         let (shutdown, shutdown_rx) = watch::channel(false);
         Self {
             api_keys: Arc::new(ApiKeys::new(&config.all_api_keys())),
-            rate_limit: RateLimit::new(config.rate_limit_per_minute).map(Arc::new),
+            rate_limit: LocalLimiter::new(config.rate_limit_per_minute)
+                .map(|l| Arc::new(RateLimiter::Local(l))),
             inflight: Arc::new(Semaphore::new(config.max_inflight)),
             sessions: Sessions::new(config.max_concurrent_sessions, shutdown_rx),
             models: registry.subscribe(),
@@ -42,6 +43,12 @@ impl AppState {
             shutdown: Arc::new(shutdown),
             config: Arc::new(config),
         }
+    }
+
+    /// Replace the limiter (the Redis-backed one is connected asynchronously by the caller).
+    pub fn with_rate_limiter(mut self, limiter: RateLimiter) -> Self {
+        self.rate_limit = Some(Arc::new(limiter));
+        self
     }
 
     pub fn snapshot(&self) -> Snapshot {

@@ -739,3 +739,72 @@ async fn shutdown_grace_bounds_the_wait() {
     );
     stuck.abort();
 }
+
+/// Two replicas sharing one Redis see one budget per key.
+#[tokio::test]
+async fn redis_rate_limit_is_shared_by_replicas() {
+    use timbre_server::rate_limit::{RateLimiter, RedisLimiter};
+    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("timbre-test:{}:", uuid_like());
+    let config = Config {
+        rate_limit_per_minute: 3,
+        ..keyed()
+    };
+    let connect = || async {
+        let limiter = RedisLimiter::connect(&url, 3)
+            .await
+            .unwrap_or_else(|e| panic!("{e}: is Redis running at {url}? (.ci/run starts it)"));
+        RateLimiter::Redis(limiter.with_prefix(prefix.clone()))
+    };
+    let a = start_with_limiter(config.clone(), connect().await).await;
+    let b = start_with_limiter(config, connect().await).await;
+    let c = client();
+    let get = |s: &TestServer| c.get(s.url("/v1/models")).bearer_auth("tok-A").send();
+    let r = get(&a).await.unwrap();
+    assert_eq!(r.headers()["x-ratelimit-remaining"], "2");
+    assert_eq!(
+        get(&b).await.unwrap().headers()["x-ratelimit-remaining"],
+        "1",
+        "b sees a's request"
+    );
+    assert_eq!(
+        get(&a).await.unwrap().headers()["x-ratelimit-remaining"],
+        "0"
+    );
+    let r = get(&b).await.unwrap();
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "{retry}");
+    assert_envelope(r, 429, "rate_limit_exceeded").await;
+    // Another key has its own budget across both replicas.
+    assert_eq!(
+        c.get(a.url("/v1/models"))
+            .bearer_auth("tok-B")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+
+    let err = RedisLimiter::connect("redis://127.0.0.1:1", 3)
+        .await
+        .err()
+        .unwrap();
+    assert!(err.contains("Redis"), "{err}");
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use timbre_engines::Registry;
+use timbre_server::rate_limit::{RateLimiter, RedisLimiter};
 use timbre_server::{AppState, telemetry};
 
 use crate::cli::{ServeArgs, fail};
@@ -60,7 +61,18 @@ async fn serve(config: timbre_server::Config) -> Result<(), String> {
     );
 
     let registry = Registry::new();
-    let state = AppState::new(config.clone(), Arc::clone(&registry));
+    let mut state = AppState::new(config.clone(), Arc::clone(&registry));
+    if let (Some(url), true) = (&config.redis_url, config.rate_limit_per_minute > 0) {
+        match RedisLimiter::connect(url.expose(), config.rate_limit_per_minute).await {
+            Ok(limiter) => {
+                tracing::info!("rate limits shared through Redis");
+                state = state.with_rate_limiter(RateLimiter::Redis(limiter));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "REDIS_URL is set but Redis is unusable; rate limits are per replica")
+            }
+        }
+    }
     start_models(&config, registry);
 
     timbre_server::serve(listener, state, shutdown)

@@ -170,17 +170,31 @@ fn verify_deploy_passes_on_a_healthy_server_and_names_what_fails() {
     settled_health(&addr);
     let url = format!("http://{addr}");
 
-    let (code, out, _) = common::stdout_of(common::timbre().args(["verify-deploy", &url, "--token", "deploy-tok"]));
+    let (code, out, _) =
+        common::stdout_of(common::timbre().args(["verify-deploy", &url, "--token", "deploy-tok"]));
     assert_eq!(code, 0, "{out}");
-    for line in ["✅ connectivity", "✅ health", "✅ model silero-vad", "✅ ready", "✅ auth: no key rejected", "✅ auth: key accepted", "✅ websocket"] {
+    for line in [
+        "✅ connectivity",
+        "✅ health",
+        "✅ model silero-vad",
+        "✅ ready",
+        "✅ auth: no key rejected",
+        "✅ auth: key accepted",
+        "✅ websocket",
+    ] {
         assert!(out.contains(line), "missing `{line}` in:\n{out}");
     }
 
-    let (code, out, _) = common::stdout_of(common::timbre().args(["verify-deploy", &url, "--token", "wrong"]));
+    let (code, out, _) =
+        common::stdout_of(common::timbre().args(["verify-deploy", &url, "--token", "wrong"]));
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("❌ auth: key accepted") && out.contains("❌ websocket"), "{out}");
+    assert!(
+        out.contains("❌ auth: key accepted") && out.contains("❌ websocket"),
+        "{out}"
+    );
 
-    let (code, out, _) = common::stdout_of(common::timbre().args(["verify-deploy", "http://127.0.0.1:1"]));
+    let (code, out, _) =
+        common::stdout_of(common::timbre().args(["verify-deploy", "http://127.0.0.1:1"]));
     assert_eq!(code, 1);
     assert!(out.contains("❌ connectivity"), "{out}");
     assert_eq!(server.sigterm(), 0);

@@ -34,6 +34,8 @@ impl OnnxSession {
         if threads > 0 {
             builder = builder.with_intra_threads(threads).map_err(|e| ctx(&e))?;
         }
+        #[cfg(feature = "gpu")]
+        gpu::register(&mut builder, path);
         let session = builder.commit_from_file(path).map_err(|e| ctx(&e))?;
         Ok(Self { session })
     }
@@ -68,4 +70,22 @@ pub fn describe_inputs(session: &Session) -> Vec<InputSpec> {
 
 fn dtype_name(t: TensorElementType) -> String {
     format!("{t:?}").to_lowercase()
+}
+
+#[cfg(feature = "gpu")]
+mod gpu {
+    use std::path::Path;
+
+    use ort::ep::ExecutionProvider;
+    use ort::session::builder::SessionBuilder;
+
+    /// Try CUDA; any failure leaves the session on CPU and says so once per model.
+    pub fn register(builder: &mut SessionBuilder, path: &Path) {
+        match ort::ep::CUDA::default().register(builder) {
+            Ok(()) => tracing::info!(model = %path.display(), "CUDA execution provider registered"),
+            Err(e) => {
+                tracing::warn!(model = %path.display(), error = %e, "CUDA unavailable; running on CPU")
+            }
+        }
+    }
 }

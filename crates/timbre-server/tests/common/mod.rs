@@ -52,9 +52,27 @@ pub fn base_config() -> Config {
 
 /// Serve `config` with the production routes plus `extra` protected routes.
 pub async fn start_with(config: Config, extra: Router<AppState>) -> TestServer {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let registry = Registry::new();
     let state = AppState::new(config.clone(), Arc::clone(&registry));
+    start_state(config, state, registry, extra).await
+}
+
+pub async fn start_with_limiter(
+    config: Config,
+    limiter: timbre_server::rate_limit::RateLimiter,
+) -> TestServer {
+    let registry = Registry::new();
+    let state = AppState::new(config.clone(), Arc::clone(&registry)).with_rate_limiter(limiter);
+    start_state(config, state, registry, Router::new()).await
+}
+
+async fn start_state(
+    config: Config,
+    state: AppState,
+    registry: Arc<Registry>,
+    extra: Router<AppState>,
+) -> TestServer {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let api = timbre_server::app::api_routes(&state).merge(extra);
     let router = timbre_server::app::with_api(state.clone(), api);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
