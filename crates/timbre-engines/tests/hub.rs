@@ -1201,6 +1201,15 @@ async fn prepared_entries_go_through_the_normal_loader() {
         !snap.ready(),
         "a required hub model that failed blocks readiness"
     );
+    let before = srv.hub.log().len();
+    let skipped = Registry::new();
+    skipped.skip_entries(&[entry(&["model.safetensors"])]);
+    skipped.skip_all(&[]);
+    assert_eq!(
+        skipped.snapshot().models["tiny-gen"].state,
+        ModelState::Skipped
+    );
+    assert_eq!(srv.hub.log().len(), before, "skipping downloads nothing");
     assert!(
         snap.reasons()
             .iter()

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use super::{CachedFile, HubClient, HubError, Located, RepoRef, is_sha256_hex};
 use crate::manifest::{self, FileEntry, Manifest, Source};
 use crate::registry::Registry;
-use crate::state::{ModelState, ModelStatus};
+use crate::state::{ModelState, ModelStatus, SKIPPED_REASON};
 
 /// Progress reaches the registry at most this often.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -457,6 +457,14 @@ impl Registry {
     fn mark_loading(&self, name: &str) {
         self.set_progress(name, None);
         self.set_state(name, ModelState::Loading, None);
+    }
+
+    /// Register `[[models]]` entries as `skipped` (SKIP_MODEL_LOADING): nothing is downloaded.
+    /// Call before [`Registry::skip_all`].
+    pub fn skip_entries(&self, entries: &[ModelEntry]) {
+        for entry in entries {
+            self.update(entry.status(ModelState::Skipped, Some(SKIPPED_REASON.into())));
+        }
     }
 
     /// Register `[[models]]` entries and produce their manifests: local ones at once, `hf:`
