@@ -31,7 +31,7 @@ impl Worker for CedWorker {
     type Response = Vec<f32>;
 
     fn handle(&mut self, w: Windows) -> Result<Vec<f32>, String> {
-        if w.batch == 0 || w.samples.is_empty() || w.samples.len() % w.batch != 0 {
+        if w.batch == 0 || w.samples.is_empty() || !w.samples.len().is_multiple_of(w.batch) {
             return Err(format!(
                 "{} samples do not split into {} windows",
                 w.samples.len(),

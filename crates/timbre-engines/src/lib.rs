@@ -2,6 +2,7 @@
 
 pub mod actor;
 pub mod ced;
+pub mod hub;
 pub mod loaders;
 pub mod manifest;
 pub mod onnx;
@@ -11,6 +12,7 @@ pub mod vad;
 pub mod warmed;
 pub mod whisper;
 
+pub use hub::{HubClient, HubError, HubSettings, ModelEntry, ModelSource, RepoRef};
 pub use manifest::Manifest;
 pub use registry::{Engine, Loader, Registry};
 pub use state::{ModelState, ModelStatus, ServiceStatus, Snapshot};

@@ -99,7 +99,8 @@ impl Manifest {
     }
 }
 
-fn is_safe_relative(p: &str) -> bool {
+/// A non-empty relative path made only of normal components (no `..`, no root, no `.`).
+pub(crate) fn is_safe_relative(p: &str) -> bool {
     let path = Path::new(p);
     !p.is_empty()
         && path

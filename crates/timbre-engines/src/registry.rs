@@ -63,6 +63,15 @@ impl Registry {
         });
     }
 
+    /// Publish a model's download progress (a fraction in `0.0..=1.0`, or `None` when unknown).
+    pub fn set_progress(&self, name: &str, progress: Option<f32>) {
+        self.tx.send_modify(|s| {
+            if let Some(m) = s.models.get_mut(name) {
+                m.progress = progress;
+            }
+        });
+    }
+
     pub fn add_problem(&self, problem: String) {
         self.tx.send_modify(|s| s.problems.push(problem));
     }
@@ -222,14 +231,14 @@ pub fn check_files(manifest: &Manifest) -> Result<(), String> {
         let path = manifest.path_of(file);
         let meta = std::fs::metadata(&path)
             .map_err(|e| format!("missing file {}: {e}", path.display()))?;
-        if let Some(expected) = file.bytes {
-            if meta.len() != expected {
-                return Err(format!(
-                    "file {} has {} bytes, manifest says {expected} (truncated or replaced?)",
-                    path.display(),
-                    meta.len()
-                ));
-            }
+        if let Some(expected) = file.bytes
+            && meta.len() != expected
+        {
+            return Err(format!(
+                "file {} has {} bytes, manifest says {expected} (truncated or replaced?)",
+                path.display(),
+                meta.len()
+            ));
         }
     }
     Ok(())

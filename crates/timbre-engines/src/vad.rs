@@ -52,7 +52,7 @@ impl Worker for VadWorker {
     type Response = VadResponse;
 
     fn handle(&mut self, req: VadRequest) -> Result<VadResponse, String> {
-        if req.samples.len() % CHUNK != 0 {
+        if !req.samples.len().is_multiple_of(CHUNK) {
             return Err(format!(
                 "{} samples is not a multiple of {CHUNK}",
                 req.samples.len()

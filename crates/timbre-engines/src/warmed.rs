@@ -76,13 +76,13 @@ impl WarmedOnnx {
                 .run(inputs)
                 .map_err(|e| format!("warm-up of {} failed: {e}", path.display()))?;
             for (name, value) in outputs.iter() {
-                if let Ok((_, data)) = value.try_extract_tensor::<f32>() {
-                    if data.iter().any(|v| !v.is_finite()) {
-                        return Err(format!(
-                            "warm-up of {} produced non-finite values in `{name}`",
-                            path.display()
-                        ));
-                    }
+                if let Ok((_, data)) = value.try_extract_tensor::<f32>()
+                    && data.iter().any(|v| !v.is_finite())
+                {
+                    return Err(format!(
+                        "warm-up of {} produced non-finite values in `{name}`",
+                        path.display()
+                    ));
                 }
             }
             drop(outputs);
