@@ -73,85 +73,55 @@ impl<Req: Send + 'static, Resp: Send + 'static> Actor<Req, Resp> {
                         let _entered = job.span.enter();
                         let started = Instant::now();
                         // A panicking model call fails this request, not the worker thread.
-                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.handle(job.request)))
-                            .unwrap_or_else(|_| Err("engine panicked".to_string()));
+                        let result =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.handle(job.request)))
+                                .unwrap_or_else(|_| Err("engine panicked".to_string()));
                         let inference = started.elapsed();
-                        metrics::histogram!("timbre_engine_queue_seconds", "engine" => engine.clone()).record(queued.as_secs_f64());
-                        metrics::histogram!("timbre_engine_inference_seconds", "engine" => engine.clone()).record(inference.as_secs_f64());
+                        metrics::histogram!("timbre_engine_queue_seconds", "engine" => engine.clone())
+                            .record(queued.as_secs_f64());
+                        metrics::histogram!("timbre_engine_inference_seconds", "engine" => engine.clone())
+                            .record(inference.as_secs_f64());
                         let _ = job.reply.send(result.map(|value| Timed { value, queued, inference }));
                     }
                 })
                 .map_err(|e| format!("cannot start engine thread: {e}"))?;
         }
-        Ok(Self {
-            name: name.to_string(),
-            tx,
-            depth,
-            workers: count,
-        })
+        Ok(Self { name: name.to_string(), tx, depth, workers: count })
     }
 
     pub async fn call(&self, request: Req) -> Result<Timed<Resp>, EngineError> {
         let (reply, rx) = oneshot::channel();
-        let job = Job {
-            request,
-            reply,
-            enqueued: Instant::now(),
-            span: tracing::Span::current(),
-        };
+        let job = Job { request, reply, enqueued: Instant::now(), span: tracing::Span::current() };
         self.depth.fetch_add(1, Ordering::AcqRel);
         match self.tx.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 let depth = self.depth.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
-                return Err(EngineError::Overloaded {
-                    engine: self.name.clone(),
-                    depth,
-                });
+                return Err(EngineError::Overloaded { engine: self.name.clone(), depth });
             }
             Err(TrySendError::Disconnected(_)) => {
                 self.depth.fetch_sub(1, Ordering::AcqRel);
-                return Err(EngineError::Stopped {
-                    engine: self.name.clone(),
-                });
+                return Err(EngineError::Stopped { engine: self.name.clone() });
             }
         }
-        metrics::gauge!("timbre_engine_queue_depth", "engine" => self.name.clone())
-            .set(self.queue_depth() as f64);
+        metrics::gauge!("timbre_engine_queue_depth", "engine" => self.name.clone()).set(self.queue_depth() as f64);
         match rx.await {
             Ok(Ok(timed)) => Ok(timed),
-            Ok(Err(message)) => Err(EngineError::Inference {
-                engine: self.name.clone(),
-                message,
-            }),
-            Err(_) => Err(EngineError::Stopped {
-                engine: self.name.clone(),
-            }),
+            Ok(Err(message)) => Err(EngineError::Inference { engine: self.name.clone(), message }),
+            Err(_) => Err(EngineError::Stopped { engine: self.name.clone() }),
         }
     }
 
     /// Blocking call for synchronous callers (CLI, warm-up on a loader thread).
     pub fn call_blocking(&self, request: Req) -> Result<Timed<Resp>, EngineError> {
         let (reply, rx) = oneshot::channel();
-        let job = Job {
-            request,
-            reply,
-            enqueued: Instant::now(),
-            span: tracing::Span::current(),
-        };
+        let job = Job { request, reply, enqueued: Instant::now(), span: tracing::Span::current() };
         self.depth.fetch_add(1, Ordering::AcqRel);
-        self.tx.send(job).map_err(|_| EngineError::Stopped {
-            engine: self.name.clone(),
-        })?;
+        self.tx.send(job).map_err(|_| EngineError::Stopped { engine: self.name.clone() })?;
         match rx.blocking_recv() {
             Ok(Ok(timed)) => Ok(timed),
-            Ok(Err(message)) => Err(EngineError::Inference {
-                engine: self.name.clone(),
-                message,
-            }),
-            Err(_) => Err(EngineError::Stopped {
-                engine: self.name.clone(),
-            }),
+            Ok(Err(message)) => Err(EngineError::Inference { engine: self.name.clone(), message }),
+            Err(_) => Err(EngineError::Stopped { engine: self.name.clone() }),
         }
     }
 
@@ -200,28 +170,15 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(50)).await; // second waits in the queue
         let third = actor.call(1).await;
-        assert!(
-            matches!(third, Err(EngineError::Overloaded { .. })),
-            "{third:?}"
-        );
+        assert!(matches!(third, Err(EngineError::Overloaded { .. })), "{third:?}");
         let first = first.await.unwrap().unwrap();
         assert_eq!(first.value, 600);
         assert!(first.inference >= Duration::from_millis(290));
         let second = second.await.unwrap().unwrap();
-        assert!(
-            second.queued >= Duration::from_millis(150),
-            "waited behind the first: {:?}",
-            second.queued
-        );
+        assert!(second.queued >= Duration::from_millis(150), "waited behind the first: {:?}", second.queued);
         let boom = actor.call(999).await;
-        assert!(
-            matches!(boom, Err(EngineError::Inference { ref message, .. }) if message.contains("panicked"))
-        );
-        assert_eq!(
-            actor.call(2).await.unwrap().value,
-            4,
-            "worker survived the panic"
-        );
+        assert!(matches!(boom, Err(EngineError::Inference { ref message, .. }) if message.contains("panicked")));
+        assert_eq!(actor.call(2).await.unwrap().value, 4, "worker survived the panic");
     }
 
     #[tokio::test]
@@ -230,10 +187,6 @@ mod tests {
         let started = Instant::now();
         let (a, b) = tokio::join!(actor.call(200), actor.call(200));
         assert!(a.is_ok() && b.is_ok());
-        assert!(
-            started.elapsed() < Duration::from_millis(380),
-            "two workers overlap: {:?}",
-            started.elapsed()
-        );
+        assert!(started.elapsed() < Duration::from_millis(380), "two workers overlap: {:?}", started.elapsed());
     }
 }

@@ -32,22 +32,12 @@ impl Worker for CedWorker {
 
     fn handle(&mut self, w: Windows) -> Result<Vec<f32>, String> {
         if w.batch == 0 || w.samples.is_empty() || !w.samples.len().is_multiple_of(w.batch) {
-            return Err(format!(
-                "{} samples do not split into {} windows",
-                w.samples.len(),
-                w.batch
-            ));
+            return Err(format!("{} samples do not split into {} windows", w.samples.len(), w.batch));
         }
         let len = w.samples.len() / w.batch;
         let input = Tensor::from_array(([w.batch, len], w.samples)).map_err(|e| e.to_string())?;
-        let outputs = self
-            .onnx
-            .session
-            .run(ort::inputs![INPUT => input])
-            .map_err(|e| e.to_string())?;
-        let (_, scores) = outputs[OUTPUT]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| e.to_string())?;
+        let outputs = self.onnx.session.run(ort::inputs![INPUT => input]).map_err(|e| e.to_string())?;
+        let (_, scores) = outputs[OUTPUT].try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
         Ok(scores.to_vec())
     }
 }
@@ -64,14 +54,9 @@ impl CedTagger {
         workers: usize,
         progress: &dyn Fn(ModelState),
     ) -> Result<Self, String> {
-        let path = manifest
-            .file_with_role("onnx")
-            .ok_or("manifest lists no `onnx` file")?;
-        let labels_path = manifest
-            .labels
-            .as_ref()
-            .map(|l| manifest.dir.join(l))
-            .ok_or("manifest names no labels file")?;
+        let path = manifest.file_with_role("onnx").ok_or("manifest lists no `onnx` file")?;
+        let labels_path =
+            manifest.labels.as_ref().map(|l| manifest.dir.join(l)).ok_or("manifest names no labels file")?;
         let labels: Vec<String> = std::fs::read_to_string(&labels_path)
             .map_err(|e| format!("cannot read labels {}: {e}", labels_path.display()))?
             .lines()
@@ -86,18 +71,12 @@ impl CedTagger {
             pool.push(CedWorker { onnx });
         }
         let actor = Actor::spawn(&manifest.name, pool, 64)?;
-        let tagger = Self {
-            actor,
-            labels: Arc::new(labels),
-        };
+        let tagger = Self { actor, labels: Arc::new(labels) };
         progress(ModelState::Warming);
         // Warm-up: one real inference, and the label count must match the model's output.
         let warm = tagger
             .actor
-            .call_blocking(Windows {
-                samples: vec![0.0; SAMPLE_RATE as usize],
-                batch: 1,
-            })
+            .call_blocking(Windows { samples: vec![0.0; SAMPLE_RATE as usize], batch: 1 })
             .map_err(|e| e.to_string())?;
         if warm.value.len() != tagger.labels.len() {
             return Err(format!(

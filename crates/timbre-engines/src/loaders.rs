@@ -29,19 +29,13 @@ impl Loader for FamilyLoader {
         match manifest.family.as_str() {
             "ced" => Ok(Arc::new(CedTagger::load(manifest, threads, 1, progress)?)),
             "vad" => Ok(Arc::new(SileroVad::load(manifest, 1, progress)?)),
-            "piper" | "kokoro" | "beatnet" => {
-                Ok(Arc::new(WarmedOnnx::load(manifest, threads, progress)?))
-            }
+            "piper" | "kokoro" | "beatnet" => Ok(Arc::new(WarmedOnnx::load(manifest, threads, progress)?)),
             "whisper" => Ok(Arc::new(ct2::load_dir(&manifest.dir)?)),
-            other => Err(format!(
-                "no engine for model family `{other}` in this build"
-            )),
+            other => Err(format!("no engine for model family `{other}` in this build")),
         }
     }
 }
 
 pub fn default_loader(settings: &Settings) -> Arc<dyn Loader> {
-    Arc::new(FamilyLoader {
-        settings: settings.clone(),
-    })
+    Arc::new(FamilyLoader { settings: settings.clone() })
 }

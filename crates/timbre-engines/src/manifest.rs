@@ -56,24 +56,16 @@ pub struct FileEntry {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("invalid manifest {path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
 
 impl Manifest {
     pub fn from_file(path: &Path) -> Result<Self, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
-            path: path.into(),
-            source,
-        })?;
-        let mut m: Manifest = toml::from_str(&text).map_err(|e| ManifestError::Invalid {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.into(), source })?;
+        let mut m: Manifest =
+            toml::from_str(&text).map_err(|e| ManifestError::Invalid { path: path.into(), message: e.to_string() })?;
         m.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         for file in &m.files {
             if !is_safe_relative(&file.path) {
@@ -92,20 +84,14 @@ impl Manifest {
 
     /// The first file with this role (e.g. `onnx`), as an absolute path.
     pub fn file_with_role(&self, role: &str) -> Option<PathBuf> {
-        self.files
-            .iter()
-            .find(|f| f.role.as_deref() == Some(role))
-            .map(|f| self.path_of(f))
+        self.files.iter().find(|f| f.role.as_deref() == Some(role)).map(|f| self.path_of(f))
     }
 }
 
 /// A non-empty relative path made only of normal components (no `..`, no root, no `.`).
 pub(crate) fn is_safe_relative(p: &str) -> bool {
     let path = Path::new(p);
-    !p.is_empty()
-        && path
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    !p.is_empty() && path.components().all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 /// Every `*/model.toml` under `dir`, sorted by directory name. A manifest that fails to parse is

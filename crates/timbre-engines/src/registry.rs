@@ -33,10 +33,7 @@ pub struct Registry {
 impl Registry {
     pub fn new() -> Arc<Self> {
         let (tx, _rx) = watch::channel(Snapshot::default());
-        Arc::new(Self {
-            tx,
-            engines: Mutex::new(BTreeMap::new()),
-        })
+        Arc::new(Self { tx, engines: Mutex::new(BTreeMap::new()) })
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Snapshot> {
@@ -82,24 +79,25 @@ impl Registry {
 
     pub fn engine<T: Any + Send + Sync>(&self, name: &str) -> Option<Arc<T>> {
         let engines = self.engines.lock().unwrap_or_else(PoisonError::into_inner);
-        engines
-            .get(name)
-            .cloned()
-            .and_then(|e| e.downcast::<T>().ok())
+        engines.get(name).cloned().and_then(|e| e.downcast::<T>().ok())
     }
 
     pub fn insert_engine(&self, name: &str, engine: Engine) {
-        self.engines
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.to_string(), engine);
+        self.engines.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_string(), engine);
     }
 
     /// Scan `models_dir` and register every manifest as `loading` (or `failed` if its manifest is
     /// unreadable). Returns the manifests to load.
     pub fn discover(&self, models_dir: &Path) -> Vec<Manifest> {
+        self.discover_beside(models_dir, 0)
+    }
+
+    /// Like [`Registry::discover`], when `other_sources` models come from elsewhere (`[[models]]`
+    /// entries): an empty or missing models dir is then normal, not a problem to report.
+    pub fn discover_beside(&self, models_dir: &Path, other_sources: usize) -> Vec<Manifest> {
         let found = match manifest::discover(models_dir) {
             Ok(found) => found,
+            Err(_) if other_sources > 0 => return Vec::new(),
             Err(e) => {
                 self.add_problem(format!(
                     "models directory {} is not readable ({e}); run scripts/fetch-models or set TIMBRE_MODELS_DIR",
@@ -108,22 +106,14 @@ impl Registry {
                 return Vec::new();
             }
         };
-        if found.is_empty() {
-            self.add_problem(format!(
-                "no models found in {}; run scripts/fetch-models",
-                models_dir.display()
-            ));
+        if found.is_empty() && other_sources == 0 {
+            self.add_problem(format!("no models found in {}; run scripts/fetch-models", models_dir.display()));
         }
         let mut plan = Vec::new();
         for (dir_name, parsed) in found {
             match parsed {
                 Ok(m) => {
-                    self.update(ModelStatus::new(
-                        &m.name,
-                        &m.family,
-                        &m.capability,
-                        m.required,
-                    ));
+                    self.update(ModelStatus::new(&m.name, &m.family, &m.capability, m.required));
                     plan.push(m);
                 }
                 Err(e) => {
@@ -150,12 +140,7 @@ impl Registry {
     }
 
     /// Load every planned model, at most `parallelism` at a time, then end the first pass.
-    pub async fn load_all(
-        self: Arc<Self>,
-        plan: Vec<Manifest>,
-        loader: Arc<dyn Loader>,
-        parallelism: usize,
-    ) {
+    pub async fn load_all(self: Arc<Self>, plan: Vec<Manifest>, loader: Arc<dyn Loader>, parallelism: usize) {
         let permits = Arc::new(Semaphore::new(parallelism.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
         for manifest in plan {
@@ -168,16 +153,9 @@ impl Registry {
                 };
                 let name = manifest.name.clone();
                 let worker = Arc::clone(&registry);
-                let joined = tokio::task::spawn_blocking(move || {
-                    worker.load_one(&manifest, loader.as_ref())
-                })
-                .await;
+                let joined = tokio::task::spawn_blocking(move || worker.load_one(&manifest, loader.as_ref())).await;
                 if let Err(e) = joined {
-                    registry.set_state(
-                        &name,
-                        ModelState::Failed,
-                        Some(format!("loader crashed: {e}")),
-                    );
+                    registry.set_state(&name, ModelState::Failed, Some(format!("loader crashed: {e}")));
                 }
             });
         }
@@ -229,8 +207,7 @@ impl Registry {
 pub fn check_files(manifest: &Manifest) -> Result<(), String> {
     for file in &manifest.files {
         let path = manifest.path_of(file);
-        let meta = std::fs::metadata(&path)
-            .map_err(|e| format!("missing file {}: {e}", path.display()))?;
+        let meta = std::fs::metadata(&path).map_err(|e| format!("missing file {}: {e}", path.display()))?;
         if let Some(expected) = file.bytes
             && meta.len() != expected
         {
@@ -273,13 +250,9 @@ mod tests {
     fn write_model(root: &Path, name: &str, family: &str, required: bool, file: Option<&[u8]>) {
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut toml =
-            format!("name='{name}'\nfamily='{family}'\ncapability='test'\nrequired={required}\n");
+        let mut toml = format!("name='{name}'\nfamily='{family}'\ncapability='test'\nrequired={required}\n");
         if let Some(bytes) = file {
-            toml.push_str(&format!(
-                "[[files]]\npath='m.onnx'\nrole='onnx'\nbytes={}\n",
-                bytes.len()
-            ));
+            toml.push_str(&format!("[[files]]\npath='m.onnx'\nrole='onnx'\nbytes={}\n", bytes.len()));
             std::fs::write(dir.join("m.onnx"), bytes).unwrap();
         } else {
             toml.push_str("[[files]]\npath='gone.onnx'\n");
@@ -296,41 +269,21 @@ mod tests {
         let registry = Registry::new();
         let plan = registry.discover(dir.path());
         assert_eq!(registry.snapshot().status(), ServiceStatus::Starting);
-        Arc::clone(&registry)
-            .load_all(plan, Arc::new(Echo), 2)
-            .await;
+        Arc::clone(&registry).load_all(plan, Arc::new(Echo), 2).await;
 
         let snap = registry.snapshot();
         assert!(snap.first_pass_done);
         assert_eq!(snap.models["good"].state, ModelState::Ready);
         assert!(snap.models["good"].load_ms.is_some());
         assert_eq!(snap.models["broken"].state, ModelState::Failed);
-        assert_eq!(
-            snap.models["broken"].reason.as_deref(),
-            Some("cannot build session: bad graph")
-        );
+        assert_eq!(snap.models["broken"].reason.as_deref(), Some("cannot build session: bad graph"));
         assert_eq!(snap.models["missing"].state, ModelState::Failed);
         let missing_path = dir.path().join("missing").join("gone.onnx");
-        assert!(
-            snap.models["missing"]
-                .reason
-                .as_deref()
-                .unwrap()
-                .contains(&missing_path.display().to_string())
-        );
+        assert!(snap.models["missing"].reason.as_deref().unwrap().contains(&missing_path.display().to_string()));
         assert_eq!(snap.status(), ServiceStatus::Degraded);
         assert!(snap.ready(), "only optional models failed");
-        assert_eq!(
-            registry
-                .engine::<String>("good")
-                .as_deref()
-                .map(String::as_str),
-            Some("good")
-        );
-        assert!(
-            registry.engine::<u32>("good").is_none(),
-            "wrong type is None, not a panic"
-        );
+        assert_eq!(registry.engine::<String>("good").as_deref().map(String::as_str), Some("good"));
+        assert!(registry.engine::<u32>("good").is_none(), "wrong type is None, not a panic");
     }
 
     #[test]
@@ -339,21 +292,13 @@ mod tests {
         write_model(dir.path(), "t", "ok", true, Some(b"abc"));
         std::fs::write(dir.path().join("t/m.onnx"), b"a").unwrap();
         let m = Manifest::from_file(&dir.path().join("t/model.toml")).unwrap();
-        assert!(
-            check_files(&m)
-                .unwrap_err()
-                .contains("has 1 bytes, manifest says 3")
-        );
+        assert!(check_files(&m).unwrap_err().contains("has 1 bytes, manifest says 3"));
     }
 
     #[test]
     fn empty_or_missing_dir_is_a_problem() {
         let registry = Registry::new();
-        assert!(
-            registry
-                .discover(Path::new("/nonexistent/models"))
-                .is_empty()
-        );
+        assert!(registry.discover(Path::new("/nonexistent/models")).is_empty());
         registry.finish_first_pass();
         let snap = registry.snapshot();
         assert_eq!(snap.status(), ServiceStatus::Degraded);

@@ -46,10 +46,7 @@ impl ModelState {
 
     /// Still on its way to `Ready` or a final failure.
     pub fn in_progress(self) -> bool {
-        matches!(
-            self,
-            ModelState::Downloading | ModelState::Loading | ModelState::Warming
-        )
+        matches!(self, ModelState::Downloading | ModelState::Loading | ModelState::Warming)
     }
 }
 
@@ -120,11 +117,7 @@ impl Snapshot {
         if !self.first_pass_done {
             return ServiceStatus::Starting;
         }
-        if self.reasons().is_empty() {
-            ServiceStatus::Healthy
-        } else {
-            ServiceStatus::Degraded
-        }
+        if self.reasons().is_empty() { ServiceStatus::Healthy } else { ServiceStatus::Degraded }
     }
 
     /// Every required model is ready (vacuously true when none is required but the pass is done
@@ -132,11 +125,7 @@ impl Snapshot {
     pub fn ready(&self) -> bool {
         self.first_pass_done
             && !self.skipped_by_config
-            && self
-                .models
-                .values()
-                .filter(|m| m.required)
-                .all(|m| m.state == ModelState::Ready)
+            && self.models.values().filter(|m| m.required).all(|m| m.state == ModelState::Ready)
     }
 
     pub fn any_model_ready(&self) -> bool {
@@ -189,33 +178,20 @@ mod tests {
     #[test]
     fn status_follows_models() {
         assert_eq!(Snapshot::default().status(), ServiceStatus::Starting);
-        let s = snap(&[
-            ("a", true, ModelState::Ready),
-            ("b", false, ModelState::Ready),
-        ]);
+        let s = snap(&[("a", true, ModelState::Ready), ("b", false, ModelState::Ready)]);
         assert_eq!(s.status(), ServiceStatus::Healthy);
         assert!(s.ready());
 
-        let s = snap(&[
-            ("a", true, ModelState::Ready),
-            ("b", false, ModelState::Failed),
-        ]);
+        let s = snap(&[("a", true, ModelState::Ready), ("b", false, ModelState::Failed)]);
         assert_eq!(s.status(), ServiceStatus::Degraded);
-        assert!(
-            s.ready(),
-            "an optional model failing does not block readiness"
-        );
+        assert!(s.ready(), "an optional model failing does not block readiness");
         assert_eq!(s.reasons(), vec!["b: failed (file missing: /x)"]);
 
         let s = snap(&[("a", true, ModelState::Failed)]);
         assert!(!s.ready());
         let s = snap(&[("a", true, ModelState::Loading)]);
         assert!(!s.ready());
-        assert_eq!(
-            s.status(),
-            ServiceStatus::Degraded,
-            "after the first pass a model still loading is degraded"
-        );
+        assert_eq!(s.status(), ServiceStatus::Degraded, "after the first pass a model still loading is degraded");
     }
 
     #[test]

@@ -24,10 +24,7 @@ pub struct VadState {
 
 impl Default for VadState {
     fn default() -> Self {
-        Self {
-            state: vec![0.0; STATE_LEN],
-            context: vec![0.0; CONTEXT],
-        }
+        Self { state: vec![0.0; STATE_LEN], context: vec![0.0; CONTEXT] }
     }
 }
 
@@ -53,46 +50,31 @@ impl Worker for VadWorker {
 
     fn handle(&mut self, req: VadRequest) -> Result<VadResponse, String> {
         if !req.samples.len().is_multiple_of(CHUNK) {
-            return Err(format!(
-                "{} samples is not a multiple of {CHUNK}",
-                req.samples.len()
-            ));
+            return Err(format!("{} samples is not a multiple of {CHUNK}", req.samples.len()));
         }
-        let VadState {
-            mut state,
-            mut context,
-        } = req.state;
+        let VadState { mut state, mut context } = req.state;
         let mut probabilities = Vec::with_capacity(req.samples.len() / CHUNK);
         let mut frame = Vec::with_capacity(CONTEXT + CHUNK);
         for chunk in req.samples.chunks(CHUNK) {
             frame.clear();
             frame.extend_from_slice(&context);
             frame.extend_from_slice(chunk);
-            let input = Tensor::from_array(([1usize, CONTEXT + CHUNK], frame.clone()))
-                .map_err(|e| e.to_string())?;
-            let st =
-                Tensor::from_array(([2usize, 1, 128], state.clone())).map_err(|e| e.to_string())?;
-            let sr = Tensor::from_array((Vec::<usize>::new(), vec![i64::from(SAMPLE_RATE)]))
-                .map_err(|e| e.to_string())?;
+            let input = Tensor::from_array(([1usize, CONTEXT + CHUNK], frame.clone())).map_err(|e| e.to_string())?;
+            let st = Tensor::from_array(([2usize, 1, 128], state.clone())).map_err(|e| e.to_string())?;
+            let sr =
+                Tensor::from_array((Vec::<usize>::new(), vec![i64::from(SAMPLE_RATE)])).map_err(|e| e.to_string())?;
             let out = self
                 .onnx
                 .session
                 .run(ort::inputs!["input" => input, "state" => st, "sr" => sr])
                 .map_err(|e| e.to_string())?;
-            let (_, p) = out["output"]
-                .try_extract_tensor::<f32>()
-                .map_err(|e| e.to_string())?;
+            let (_, p) = out["output"].try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
             probabilities.push(*p.first().ok_or("empty VAD output")?);
-            let (_, s) = out["stateN"]
-                .try_extract_tensor::<f32>()
-                .map_err(|e| e.to_string())?;
+            let (_, s) = out["stateN"].try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
             state = s.to_vec();
             context = frame[frame.len() - CONTEXT..].to_vec();
         }
-        Ok(VadResponse {
-            probabilities,
-            state: VadState { state, context },
-        })
+        Ok(VadResponse { probabilities, state: VadState { state, context } })
     }
 }
 
@@ -101,50 +83,28 @@ pub struct SileroVad {
 }
 
 impl SileroVad {
-    pub fn load(
-        manifest: &Manifest,
-        workers: usize,
-        progress: &dyn Fn(ModelState),
-    ) -> Result<Self, String> {
-        let path = manifest
-            .file_with_role("onnx")
-            .ok_or("manifest lists no `onnx` file")?;
+    pub fn load(manifest: &Manifest, workers: usize, progress: &dyn Fn(ModelState)) -> Result<Self, String> {
+        let path = manifest.file_with_role("onnx").ok_or("manifest lists no `onnx` file")?;
         let mut pool = Vec::new();
         for _ in 0..workers.max(1) {
             // One intra-op thread: the graph is tiny and called per 32 ms chunk; more threads
             // only add synchronisation cost.
-            pool.push(VadWorker {
-                onnx: OnnxSession::open(&path, 1)?,
-            });
+            pool.push(VadWorker { onnx: OnnxSession::open(&path, 1)? });
         }
-        let vad = Self {
-            actor: Actor::spawn(&manifest.name, pool, 256)?,
-        };
+        let vad = Self { actor: Actor::spawn(&manifest.name, pool, 256)? };
         progress(ModelState::Warming);
         let warm = vad
             .actor
-            .call_blocking(VadRequest {
-                samples: vec![0.0; CHUNK],
-                state: VadState::default(),
-            })
+            .call_blocking(VadRequest { samples: vec![0.0; CHUNK], state: VadState::default() })
             .map_err(|e| e.to_string())?;
-        let p = warm
-            .value
-            .probabilities
-            .first()
-            .copied()
-            .unwrap_or(f32::NAN);
+        let p = warm.value.probabilities.first().copied().unwrap_or(f32::NAN);
         if !(0.0..=1.0).contains(&p) {
             return Err(format!("warm-up gave an invalid probability {p}"));
         }
         Ok(vad)
     }
 
-    pub async fn probabilities(
-        &self,
-        samples: Vec<f32>,
-        state: VadState,
-    ) -> Result<Timed<VadResponse>, EngineError> {
+    pub async fn probabilities(&self, samples: Vec<f32>, state: VadState) -> Result<Timed<VadResponse>, EngineError> {
         self.actor.call(VadRequest { samples, state }).await
     }
 

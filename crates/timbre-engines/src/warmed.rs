@@ -15,15 +15,11 @@ pub struct WarmedOnnx {
 }
 
 fn f32_tensor(shape: Vec<usize>, values: Vec<f32>) -> Result<DynValue, String> {
-    Tensor::from_array((shape, values))
-        .map(|t| t.into_dyn())
-        .map_err(|e| e.to_string())
+    Tensor::from_array((shape, values)).map(|t| t.into_dyn()).map_err(|e| e.to_string())
 }
 
 fn i64_tensor(shape: Vec<usize>, values: Vec<i64>) -> Result<DynValue, String> {
-    Tensor::from_array((shape, values))
-        .map(|t| t.into_dyn())
-        .map_err(|e| e.to_string())
+    Tensor::from_array((shape, values)).map(|t| t.into_dyn()).map_err(|e| e.to_string())
 }
 
 /// Inputs for one warm-up run, by family and declared input names.
@@ -41,9 +37,7 @@ fn warmup_inputs(family: &str, specs: &[InputSpec]) -> Result<Vec<(String, DynVa
             ("beatnet", "features") => f32_tensor(vec![1, 1, 272], vec![0.0; 272])?,
             ("beatnet", "hidden" | "cell") => f32_tensor(vec![2, 1, 150], vec![0.0; 300])?,
             (f, name) => {
-                return Err(format!(
-                    "no warm-up input for `{name}` of a `{f}` model (inputs: {specs:?})"
-                ));
+                return Err(format!("no warm-up input for `{name}` of a `{f}` model (inputs: {specs:?})"));
             }
         };
         out.push((spec.name.clone(), value));
@@ -52,16 +46,8 @@ fn warmup_inputs(family: &str, specs: &[InputSpec]) -> Result<Vec<(String, DynVa
 }
 
 impl WarmedOnnx {
-    pub fn load(
-        manifest: &Manifest,
-        threads: usize,
-        progress: &dyn Fn(ModelState),
-    ) -> Result<Self, String> {
-        let files: Vec<_> = manifest
-            .files
-            .iter()
-            .filter(|f| f.role.as_deref() == Some("onnx"))
-            .collect();
+    pub fn load(manifest: &Manifest, threads: usize, progress: &dyn Fn(ModelState)) -> Result<Self, String> {
+        let files: Vec<_> = manifest.files.iter().filter(|f| f.role.as_deref() == Some("onnx")).collect();
         if files.is_empty() {
             return Err("manifest lists no `onnx` file".into());
         }
@@ -71,18 +57,12 @@ impl WarmedOnnx {
             let mut onnx = OnnxSession::open(&path, threads)?;
             progress(ModelState::Warming);
             let inputs = warmup_inputs(&manifest.family, &onnx.inputs())?;
-            let outputs = onnx
-                .session
-                .run(inputs)
-                .map_err(|e| format!("warm-up of {} failed: {e}", path.display()))?;
+            let outputs = onnx.session.run(inputs).map_err(|e| format!("warm-up of {} failed: {e}", path.display()))?;
             for (name, value) in outputs.iter() {
                 if let Ok((_, data)) = value.try_extract_tensor::<f32>()
                     && data.iter().any(|v| !v.is_finite())
                 {
-                    return Err(format!(
-                        "warm-up of {} produced non-finite values in `{name}`",
-                        path.display()
-                    ));
+                    return Err(format!("warm-up of {} produced non-finite values in `{name}`", path.display()));
                 }
             }
             drop(outputs);

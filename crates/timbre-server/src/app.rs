@@ -66,10 +66,7 @@ pub fn with_api(state: AppState, api: Router<AppState>) -> Router {
             .layer(from_fn_with_state(state.clone(), auth::require_key))
             .layer(from_fn_with_state(state.clone(), limits::rate_limit))
             .layer(from_fn_with_state(state.clone(), limits::inflight_cap))
-            .layer(from_fn_with_state(
-                state.clone(),
-                limits::processing_timeout,
-            )),
+            .layer(from_fn_with_state(state.clone(), limits::processing_timeout)),
     );
     let docs = SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi());
     let body_limit = usize::try_from(state.config.max_upload_bytes()).unwrap_or(usize::MAX);
@@ -84,11 +81,7 @@ pub fn with_api(state: AppState, api: Router<AppState>) -> Router {
         .layer(from_fn(error::normalize_errors))
         .layer(from_fn(metrics::track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                .on_response(log_response),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(log_response))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(state)
@@ -97,14 +90,7 @@ pub fn with_api(state: AppState, api: Router<AppState>) -> Router {
 fn cors(state: &AppState) -> CorsLayer {
     let origins = &state.config.cors_origins;
     let base = CorsLayer::new()
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::DELETE,
-            Method::PUT,
-            Method::PATCH,
-            Method::OPTIONS,
-        ])
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::PUT, Method::PATCH, Method::OPTIONS])
         .allow_headers(Any)
         .expose_headers(Any);
     if origins.iter().any(|o| o == "*") {
@@ -112,19 +98,13 @@ fn cors(state: &AppState) -> CorsLayer {
     } else if origins.is_empty() {
         base.allow_origin(AllowOrigin::list(Vec::<HeaderValue>::new()))
     } else {
-        base.allow_origin(AllowOrigin::list(
-            origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
-        ))
+        base.allow_origin(AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok())))
     }
 }
 
 /// Every log line inside a request carries its `request_id` through this span.
 fn request_span(request: &Request) -> tracing::Span {
-    let id = request
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
+    let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
     tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
 }
 
@@ -172,11 +152,8 @@ pub async fn serve_router(
             }
         })
     });
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(graceful);
+    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(graceful);
     let mut server = tokio::spawn(server.into_future());
     let result = tokio::select! {
         res = &mut server => flatten(res),

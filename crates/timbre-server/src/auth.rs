@@ -31,17 +31,12 @@ pub enum Caller {
 
 impl ApiKeys {
     pub fn new(keys: &[Secret]) -> Self {
-        Self {
-            digests: keys.iter().map(|k| digest(k.expose())).collect(),
-        }
+        Self { digests: keys.iter().map(|k| digest(k.expose())).collect() }
     }
 
     /// First 8 bytes of the key's SHA-256, hex: safe to log, stable across replicas.
     pub fn id(&self, index: usize) -> String {
-        self.digests
-            .get(index)
-            .map(|d| d[..8].iter().map(|b| format!("{b:02x}")).collect())
-            .unwrap_or_default()
+        self.digests.get(index).map(|d| d[..8].iter().map(|b| format!("{b:02x}")).collect()).unwrap_or_default()
     }
 
     pub fn is_open(&self) -> bool {
@@ -70,15 +65,9 @@ fn digest(s: &str) -> [u8; 32] {
 /// headers on a WebSocket).
 pub fn presented_key(request: &Request) -> Option<String> {
     let headers = request.headers();
-    if let Some(v) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let v = v.trim();
-        if let Some(token) = v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-        {
+        if let Some(token) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
             return Some(token.trim().to_string());
         }
     }
@@ -100,10 +89,7 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
+                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(b) => {
                         out.push(b);
                         i += 3;
@@ -143,15 +129,9 @@ pub async fn require_key(
             ));
         };
         match keys.check(&presented) {
-            Some(index) => Caller::Key {
-                index,
-                id: keys.id(index),
-            },
+            Some(index) => Caller::Key { index, id: keys.id(index) },
             None => {
-                return Err(ApiError::unauthorized(
-                    "invalid_api_key",
-                    "the API key is not valid",
-                ));
+                return Err(ApiError::unauthorized("invalid_api_key", "the API key is not valid"));
             }
         }
     };
@@ -177,21 +157,9 @@ mod tests {
     #[test]
     fn extracts_from_each_form() {
         let r = |b: axum::http::request::Builder| b.body(axum::body::Body::empty()).unwrap();
-        assert_eq!(
-            presented_key(&r(Request::builder().header("authorization", "Bearer k1"))).as_deref(),
-            Some("k1")
-        );
-        assert_eq!(
-            presented_key(&r(Request::builder().header("x-api-key", "k2"))).as_deref(),
-            Some("k2")
-        );
-        assert_eq!(
-            presented_key(&r(Request::builder().uri("/ws?x=1&api_key=a%2Bb%3D"))).as_deref(),
-            Some("a+b=")
-        );
-        assert_eq!(
-            presented_key(&r(Request::builder().header("authorization", "Basic zzz"))),
-            None
-        );
+        assert_eq!(presented_key(&r(Request::builder().header("authorization", "Bearer k1"))).as_deref(), Some("k1"));
+        assert_eq!(presented_key(&r(Request::builder().header("x-api-key", "k2"))).as_deref(), Some("k2"));
+        assert_eq!(presented_key(&r(Request::builder().uri("/ws?x=1&api_key=a%2Bb%3D"))).as_deref(), Some("a+b="));
+        assert_eq!(presented_key(&r(Request::builder().header("authorization", "Basic zzz"))), None);
     }
 }

@@ -11,6 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use timbre_engines::hub::ModelEntry;
 
 /// A value that must never reach a log line or `config show`.
 ///
@@ -90,6 +91,10 @@ pub struct Config {
     pub s3_secret_access_key: Option<Secret>,
     pub s3_region: Option<String>,
     pub s3_endpoint_url: Option<String>,
+    /// Extra models: local directories or `hf:org/repo[@rev]` downloads (`[[models]]` tables).
+    pub models: Vec<ModelEntry>,
+    pub hf_endpoint: String,
+    pub hf_hub_offline: bool,
 }
 
 impl Default for Config {
@@ -124,6 +129,9 @@ impl Default for Config {
             s3_secret_access_key: None,
             s3_region: None,
             s3_endpoint_url: None,
+            models: Vec::new(),
+            hf_endpoint: timbre_engines::hub::DEFAULT_ENDPOINT.into(),
+            hf_hub_offline: false,
         }
     }
 }
@@ -137,6 +145,8 @@ pub enum Kind {
     Bool,
     /// Comma-separated; empty items dropped.
     List,
+    /// A TOML value written inline, e.g. an array of tables for `[[models]]`.
+    Toml,
 }
 
 /// One configuration key, described once.
@@ -149,215 +159,45 @@ pub struct Field {
     pub doc: &'static str,
 }
 
-const fn f(
-    key: &'static str,
-    env: &'static str,
-    kind: Kind,
-    secret: bool,
-    doc: &'static str,
-) -> Field {
-    Field {
-        key,
-        env,
-        kind,
-        secret,
-        doc,
-    }
+const fn f(key: &'static str, env: &'static str, kind: Kind, secret: bool, doc: &'static str) -> Field {
+    Field { key, env, kind, secret, doc }
 }
 
 /// Every configuration key. `docs/configuration.md` must list each of them (a test checks).
+#[rustfmt::skip]
 pub const FIELDS: &[Field] = &[
     f("host", "HOST", Kind::Str, false, "Address to bind."),
-    f(
-        "port",
-        "PORT",
-        Kind::Int,
-        false,
-        "TCP port for HTTP and WebSocket.",
-    ),
-    f(
-        "data_dir",
-        "TIMBRE_DATA_DIR",
-        Kind::Str,
-        false,
-        "SQLite database, local blobs and the model download cache live here.",
-    ),
-    f(
-        "models_dir",
-        "TIMBRE_MODELS_DIR",
-        Kind::Str,
-        false,
-        "Directory scanned for `*/model.toml` manifests (what `scripts/fetch-models` writes).",
-    ),
-    f(
-        "service_token",
-        "SERVICE_TOKEN",
-        Kind::Str,
-        true,
-        "An API key clients must present (seed-compatible name). Unset together with `api_keys` means the server is open.",
-    ),
-    f(
-        "api_keys",
-        "TIMBRE_API_KEYS",
-        Kind::List,
-        true,
-        "More API keys, comma-separated.",
-    ),
-    f(
-        "log_level",
-        "LOG_LEVEL",
-        Kind::Str,
-        false,
-        "`error`, `warn`, `info`, `debug`, `trace`, or a tracing filter such as `info,timbre_engines=debug`.",
-    ),
-    f(
-        "log_format",
-        "TIMBRE_LOG_FORMAT",
-        Kind::Str,
-        false,
-        "`json` (one object per line) or `pretty`.",
-    ),
-    f(
-        "environment",
-        "ENVIRONMENT",
-        Kind::Str,
-        false,
-        "Free-form deployment name (`development`, `production`) shown in `/` and logs.",
-    ),
-    f(
-        "hugging_face_hub_token",
-        "HUGGING_FACE_HUB_TOKEN",
-        Kind::Str,
-        true,
-        "Token for `hf:` model entries.",
-    ),
-    f(
-        "max_concurrent_sessions",
-        "MAX_CONCURRENT_SESSIONS",
-        Kind::Int,
-        false,
-        "Open WebSocket sessions allowed at once, all protocols together; the next gets 503 before the upgrade.",
-    ),
-    f(
-        "rate_limit_per_minute",
-        "RATE_LIMIT_PER_MINUTE",
-        Kind::Int,
-        false,
-        "Requests per minute per API key (per client IP when the server is open); `0` disables. Bursts up to the same number.",
-    ),
-    f(
-        "trust_proxy",
-        "TIMBRE_TRUST_PROXY",
-        Kind::Bool,
-        false,
-        "Take the client IP from the first `X-Forwarded-For` entry (behind Railway, a load balancer or ingress).",
-    ),
-    f(
-        "processing_timeout",
-        "PROCESSING_TIMEOUT",
-        Kind::Float,
-        false,
-        "Seconds an HTTP request may take before it is answered 504.",
-    ),
-    f(
-        "shutdown_grace",
-        "TIMBRE_SHUTDOWN_GRACE",
-        Kind::Float,
-        false,
-        "Seconds to let in-flight requests finish after SIGTERM/SIGINT.",
-    ),
-    f(
-        "max_upload_mb",
-        "TIMBRE_MAX_UPLOAD_MB",
-        Kind::Int,
-        false,
-        "Largest request body in MiB; larger gets 413.",
-    ),
-    f(
-        "max_inflight",
-        "TIMBRE_MAX_INFLIGHT",
-        Kind::Int,
-        false,
-        "API requests processed at once; beyond it 503 with Retry-After.",
-    ),
-    f(
-        "metrics_auth",
-        "TIMBRE_METRICS_AUTH",
-        Kind::Bool,
-        false,
-        "Require an API key for `/metrics`.",
-    ),
-    f(
-        "skip_model_loading",
-        "SKIP_MODEL_LOADING",
-        Kind::Bool,
-        false,
-        "Start without loading models; health reports `degraded` and model endpoints answer 503.",
-    ),
-    f(
-        "model_load_parallelism",
-        "TIMBRE_MODEL_LOAD_PARALLELISM",
-        Kind::Int,
-        false,
-        "Models loaded at the same time in the background.",
-    ),
-    f(
-        "threads",
-        "TIMBRE_THREADS",
-        Kind::Int,
-        false,
-        "Intra-op threads per inference engine; `0` means one per core.",
-    ),
-    f(
-        "cors_origins",
-        "CORS_ORIGINS",
-        Kind::List,
-        false,
-        "Allowed browser origins, comma-separated; `*` allows any. Empty disables CORS.",
-    ),
-    f(
-        "database_url",
-        "DATABASE_URL",
-        Kind::Str,
-        true,
-        "`postgres://…` for PostgreSQL; unset uses SQLite in the data dir.",
-    ),
-    f(
-        "redis_url",
-        "REDIS_URL",
-        Kind::Str,
-        true,
-        "Redis for rate-limit state shared by replicas.",
-    ),
-    f(
-        "s3_bucket_name",
-        "S3_BUCKET_NAME",
-        Kind::Str,
-        false,
-        "Store blobs in this S3 bucket instead of the data dir.",
-    ),
-    f(
-        "s3_access_key_id",
-        "S3_ACCESS_KEY_ID",
-        Kind::Str,
-        true,
-        "S3 access key.",
-    ),
-    f(
-        "s3_secret_access_key",
-        "S3_SECRET_ACCESS_KEY",
-        Kind::Str,
-        true,
-        "S3 secret key.",
-    ),
+    f("port", "PORT", Kind::Int, false, "TCP port for HTTP and WebSocket."),
+    f("data_dir", "TIMBRE_DATA_DIR", Kind::Str, false, "SQLite database, local blobs and the model download cache live here."),
+    f("models_dir", "TIMBRE_MODELS_DIR", Kind::Str, false, "Directory scanned for `*/model.toml` manifests (what `scripts/fetch-models` writes)."),
+    f("service_token", "SERVICE_TOKEN", Kind::Str, true, "An API key clients must present (seed-compatible name). Unset together with `api_keys` means the server is open."),
+    f("api_keys", "TIMBRE_API_KEYS", Kind::List, true, "More API keys, comma-separated."),
+    f("log_level", "LOG_LEVEL", Kind::Str, false, "`error`, `warn`, `info`, `debug`, `trace`, or a tracing filter such as `info,timbre_engines=debug`."),
+    f("log_format", "TIMBRE_LOG_FORMAT", Kind::Str, false, "`json` (one object per line) or `pretty`."),
+    f("environment", "ENVIRONMENT", Kind::Str, false, "Free-form deployment name (`development`, `production`) shown in `/` and logs."),
+    f("hugging_face_hub_token", "HUGGING_FACE_HUB_TOKEN", Kind::Str, true, "Token for `hf:` model entries."),
+    f("max_concurrent_sessions", "MAX_CONCURRENT_SESSIONS", Kind::Int, false, "Open WebSocket sessions allowed at once, all protocols together; the next gets 503 before the upgrade."),
+    f("rate_limit_per_minute", "RATE_LIMIT_PER_MINUTE", Kind::Int, false, "Requests per minute per API key (per client IP when the server is open); `0` disables. Bursts up to the same number."),
+    f("trust_proxy", "TIMBRE_TRUST_PROXY", Kind::Bool, false, "Take the client IP from the first `X-Forwarded-For` entry (behind Railway, a load balancer or ingress)."),
+    f("processing_timeout", "PROCESSING_TIMEOUT", Kind::Float, false, "Seconds an HTTP request may take before it is answered 504."),
+    f("shutdown_grace", "TIMBRE_SHUTDOWN_GRACE", Kind::Float, false, "Seconds to let in-flight requests finish after SIGTERM/SIGINT."),
+    f("max_upload_mb", "TIMBRE_MAX_UPLOAD_MB", Kind::Int, false, "Largest request body in MiB; larger gets 413."),
+    f("max_inflight", "TIMBRE_MAX_INFLIGHT", Kind::Int, false, "API requests processed at once; beyond it 503 with Retry-After."),
+    f("metrics_auth", "TIMBRE_METRICS_AUTH", Kind::Bool, false, "Require an API key for `/metrics`."),
+    f("skip_model_loading", "SKIP_MODEL_LOADING", Kind::Bool, false, "Start without loading models; health reports `degraded` and model endpoints answer 503."),
+    f("model_load_parallelism", "TIMBRE_MODEL_LOAD_PARALLELISM", Kind::Int, false, "Models loaded at the same time in the background."),
+    f("threads", "TIMBRE_THREADS", Kind::Int, false, "Intra-op threads per inference engine; `0` means one per core."),
+    f("cors_origins", "CORS_ORIGINS", Kind::List, false, "Allowed browser origins, comma-separated; `*` allows any. Empty disables CORS."),
+    f("database_url", "DATABASE_URL", Kind::Str, true, "`postgres://…` for PostgreSQL; unset uses SQLite in the data dir."),
+    f("redis_url", "REDIS_URL", Kind::Str, true, "Redis for rate-limit state shared by replicas."),
+    f("s3_bucket_name", "S3_BUCKET_NAME", Kind::Str, false, "Store blobs in this S3 bucket instead of the data dir."),
+    f("s3_access_key_id", "S3_ACCESS_KEY_ID", Kind::Str, true, "S3 access key."),
+    f("s3_secret_access_key", "S3_SECRET_ACCESS_KEY", Kind::Str, true, "S3 secret key."),
     f("s3_region", "S3_REGION", Kind::Str, false, "S3 region."),
-    f(
-        "s3_endpoint_url",
-        "S3_ENDPOINT_URL",
-        Kind::Str,
-        false,
-        "S3-compatible endpoint (MinIO, R2, …).",
-    ),
+    f("s3_endpoint_url", "S3_ENDPOINT_URL", Kind::Str, false, "S3-compatible endpoint (MinIO, R2, …)."),
+    f("models", "TIMBRE_MODELS", Kind::Toml, false, "Extra models beyond the models dir: `[[models]]` tables in the file (see docs/models.md); in the environment an inline TOML array, e.g. `[{name=\"x\", source=\"hf:org/repo\", family=\"ced\", capability=\"tagging\", files=[\"m.onnx\"]}]`."),
+    f("hf_endpoint", "HF_ENDPOINT", Kind::Str, false, "Hugging Face hub base URL (a mirror or a private hub)."),
+    f("hf_hub_offline", "HF_HUB_OFFLINE", Kind::Bool, false, "Use only the download cache for `hf:` models; never contact the hub."),
 ];
 
 /// Environment variables read outside the table (they pick the file or the runtime library).
@@ -366,20 +206,13 @@ pub const EXTRA_ENV: &[&str] = &["TIMBRE_CONFIG", "TIMBRE_CACHE", "ORT_DYLIB_PAT
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path} is not valid TOML: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("unknown configuration key `{0}`")]
     UnknownKey(String),
     #[error("invalid value for `{key}` (from {origin}): {message}")]
-    Invalid {
-        key: String,
-        origin: String,
-        message: String,
-    },
+    Invalid { key: String, origin: String, message: String },
 }
 
 /// Where the layers come from. `env` is passed in (not read from the process) so loading is a
@@ -397,11 +230,7 @@ impl Sources {
     pub fn from_process(file: Option<PathBuf>, overrides: Vec<(String, String)>) -> Self {
         let env: BTreeMap<String, String> = std::env::vars().collect();
         let file = file.or_else(|| env.get("TIMBRE_CONFIG").map(PathBuf::from));
-        Self {
-            file,
-            env,
-            overrides,
-        }
+        Self { file, env, overrides }
     }
 }
 
@@ -416,16 +245,11 @@ impl Config {
     pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
         let mut table = toml::Table::new();
         if let Some(path) = &sources.file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            let file: toml::Table =
-                text.parse()
-                    .map_err(|e: toml::de::Error| ConfigError::Parse {
-                        path: path.clone(),
-                        message: e.to_string(),
-                    })?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+            let file: toml::Table = text
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
             for (key, value) in file {
                 field(&key).ok_or_else(|| ConfigError::UnknownKey(key.clone()))?;
                 table.insert(key, value);
@@ -448,17 +272,25 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, message: &str| {
-            Err(ConfigError::Invalid {
-                key: key.into(),
-                origin: "validation".into(),
-                message: message.into(),
-            })
+            Err(ConfigError::Invalid { key: key.into(), origin: "validation".into(), message: message.into() })
         };
-        if !(self.processing_timeout > 0.0) {
+        // `is_finite` also rejects NaN, which every comparison would let through.
+        if !self.processing_timeout.is_finite() || self.processing_timeout <= 0.0 {
             return bad("processing_timeout", "must be > 0 seconds");
         }
-        if !(self.shutdown_grace >= 0.0) {
+        if !self.shutdown_grace.is_finite() || self.shutdown_grace < 0.0 {
             return bad("shutdown_grace", "must be >= 0 seconds");
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for entry in &self.models {
+            entry.validate().map_err(|e| ConfigError::Invalid {
+                key: "models".into(),
+                origin: "validation".into(),
+                message: e.to_string(),
+            })?;
+            if !names.insert(entry.name.as_str()) {
+                return bad("models", &format!("two entries are named `{}`", entry.name));
+            }
         }
         if self.max_upload_mb == 0 {
             return bad("max_upload_mb", "must be >= 1");
@@ -475,12 +307,7 @@ impl Config {
     /// All accepted API keys; empty means the server is open.
     pub fn all_api_keys(&self) -> Vec<Secret> {
         let mut keys: Vec<Secret> = self.service_token.iter().cloned().collect();
-        keys.extend(
-            self.api_keys
-                .iter()
-                .filter(|k| !k.expose().is_empty())
-                .cloned(),
-        );
+        keys.extend(self.api_keys.iter().filter(|k| !k.expose().is_empty()).cloned());
         keys.retain(|k| !k.expose().is_empty());
         keys
     }
@@ -491,18 +318,24 @@ impl Config {
 
     /// `timbre config show`: every key with its value (secrets as `***`), as TOML.
     pub fn to_redacted_toml(&self) -> String {
-        let value = serde_json::to_value(self).unwrap_or_default();
+        // Serialising through `toml` drops unset options, so they are listed as comments.
+        let table = toml::Table::try_from(self).unwrap_or_default();
         let mut out = String::new();
-        if let serde_json::Value::Object(map) = value {
-            for fld in FIELDS {
-                let v = map.get(fld.key).cloned().unwrap_or_default();
-                let rendered = match v {
-                    serde_json::Value::Null => format!("# {} = (unset)", fld.key),
-                    other => format!("{} = {}", fld.key, other),
-                };
-                out.push_str(&rendered);
-                out.push('\n');
+        // Arrays of tables (`[[models]]`) go last: in TOML every key after a table header belongs
+        // to that table.
+        let mut tables = toml::Table::new();
+        for fld in FIELDS {
+            match table.get(fld.key) {
+                None => out.push_str(&format!("# {} = (unset)\n", fld.key)),
+                Some(toml::Value::Array(items)) if items.iter().any(toml::Value::is_table) => {
+                    tables.insert(fld.key.to_string(), toml::Value::Array(items.clone()));
+                }
+                Some(v) => out.push_str(&format!("{} = {}\n", fld.key, v)),
             }
+        }
+        if !tables.is_empty() {
+            out.push('\n');
+            out.push_str(&toml::to_string(&tables).unwrap_or_default());
         }
         out
     }
@@ -513,33 +346,26 @@ fn field(key: &str) -> Option<&'static Field> {
 }
 
 fn typed(fld: &Field, raw: &str, origin: &str) -> Result<toml::Value, ConfigError> {
-    let invalid = |message: String| ConfigError::Invalid {
-        key: fld.key.into(),
-        origin: origin.into(),
-        message,
-    };
+    let invalid = |message: String| ConfigError::Invalid { key: fld.key.into(), origin: origin.into(), message };
     let trimmed = raw.trim();
     Ok(match fld.kind {
         Kind::Str => toml::Value::String(raw.to_string()),
         Kind::Int => toml::Value::Integer(
-            trimmed
-                .parse::<i64>()
-                .map_err(|e| invalid(format!("`{trimmed}` is not an integer ({e})")))?,
+            trimmed.parse::<i64>().map_err(|e| invalid(format!("`{trimmed}` is not an integer ({e})")))?,
         ),
         Kind::Float => toml::Value::Float(
-            trimmed
-                .parse::<f64>()
-                .map_err(|e| invalid(format!("`{trimmed}` is not a number ({e})")))?,
+            trimmed.parse::<f64>().map_err(|e| invalid(format!("`{trimmed}` is not a number ({e})")))?,
         ),
-        Kind::Bool => toml::Value::Boolean(
-            parse_bool(trimmed).ok_or_else(|| invalid(format!("`{trimmed}` is not true/false")))?,
-        ),
+        Kind::Bool => {
+            toml::Value::Boolean(parse_bool(trimmed).ok_or_else(|| invalid(format!("`{trimmed}` is not true/false")))?)
+        }
+        Kind::Toml => {
+            let doc: toml::Table =
+                format!("v = {raw}").parse().map_err(|e: toml::de::Error| invalid(format!("not a TOML value: {e}")))?;
+            doc.get("v").cloned().ok_or_else(|| invalid("empty value".into()))?
+        }
         Kind::List => toml::Value::Array(
-            raw.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| toml::Value::String(s.into()))
-                .collect(),
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect(),
         ),
     })
 }
@@ -555,23 +381,15 @@ fn parse_bool(s: &str) -> Option<bool> {
 /// serde's message names the field in backticks; keep that as the key so the error is actionable.
 fn invalid_from_serde(message: &str) -> ConfigError {
     let key = message.split('`').nth(1).unwrap_or("config").to_string();
-    ConfigError::Invalid {
-        key,
-        origin: "merged configuration".into(),
-        message: message.into(),
-    }
+    ConfigError::Invalid { key, origin: "merged configuration".into(), message: message.into() }
 }
 
 fn unknown_env_warnings(env: &BTreeMap<String, String>) -> Vec<String> {
     env.keys()
         .filter(|name| name.starts_with("TIMBRE_"))
-        .filter(|name| {
-            !FIELDS.iter().any(|f| f.env == name.as_str()) && !EXTRA_ENV.contains(&name.as_str())
-        })
+        .filter(|name| !FIELDS.iter().any(|f| f.env == name.as_str()) && !EXTRA_ENV.contains(&name.as_str()))
         .map(|name| {
-            let hint = closest_env(name)
-                .map(|c| format!(" (did you mean {c}?)"))
-                .unwrap_or_default();
+            let hint = closest_env(name).map(|c| format!(" (did you mean {c}?)")).unwrap_or_default();
             format!("unknown environment variable {name} is ignored{hint}")
         })
         .collect()
@@ -594,9 +412,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -616,21 +432,14 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn precedence_is_file_then_env_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("timbre.toml");
-        std::fs::write(
-            &file,
-            "port = 1111\nhost = \"127.0.0.2\"\nlog_level = \"debug\"\n",
-        )
-        .unwrap();
+        std::fs::write(&file, "port = 1111\nhost = \"127.0.0.2\"\nlog_level = \"debug\"\n").unwrap();
         let sources = Sources {
             file: Some(file),
             env: env(&[("PORT", "2222"), ("LOG_LEVEL", "warn")]),
@@ -660,66 +469,63 @@ mod tests {
         assert!(c.skip_model_loading);
         assert_eq!(c.rate_limit_per_minute, 60);
         assert!((c.processing_timeout - 2.5).abs() < 1e-9);
-        assert_eq!(
-            c.cors_origins,
-            vec!["https://a.example", "https://b.example"]
-        );
-        let keys: Vec<String> = c
-            .all_api_keys()
-            .iter()
-            .map(|k| k.expose().to_string())
-            .collect();
+        assert_eq!(c.cors_origins, vec!["https://a.example", "https://b.example"]);
+        let keys: Vec<String> = c.all_api_keys().iter().map(|k| k.expose().to_string()).collect();
         assert_eq!(keys, vec!["tok", "k1", "k2"]);
     }
 
     #[test]
     fn bad_values_name_the_key_and_origin() {
-        let sources = Sources {
-            env: env(&[("PORT", "eighty")]),
-            ..Default::default()
-        };
+        let sources = Sources { env: env(&[("PORT", "eighty")]), ..Default::default() };
         let err = Config::load(&sources).unwrap_err().to_string();
         assert!(err.contains("`port`") && err.contains("PORT"), "{err}");
-        let sources = Sources {
-            env: env(&[("PORT", "99999")]),
-            ..Default::default()
-        };
+        let sources = Sources { env: env(&[("PORT", "99999")]), ..Default::default() };
         let err = Config::load(&sources).unwrap_err().to_string();
         assert!(err.contains("port"), "{err}");
-        let sources = Sources {
-            overrides: vec![("nope".into(), "1".into())],
-            ..Default::default()
-        };
+        let sources = Sources { overrides: vec![("nope".into(), "1".into())], ..Default::default() };
         assert!(matches!(Config::load(&sources), Err(ConfigError::UnknownKey(k)) if k == "nope"));
-        let sources = Sources {
-            env: env(&[("PROCESSING_TIMEOUT", "0")]),
-            ..Default::default()
-        };
-        assert!(
-            Config::load(&sources)
-                .unwrap_err()
-                .to_string()
-                .contains("processing_timeout")
-        );
+        let sources = Sources { env: env(&[("PROCESSING_TIMEOUT", "0")]), ..Default::default() };
+        assert!(Config::load(&sources).unwrap_err().to_string().contains("processing_timeout"));
     }
 
     #[test]
     fn unknown_timbre_variables_warn_with_a_hint() {
         let sources = Sources {
-            env: env(&[
-                ("TIMBRE_MAX_UPLOAD_M", "5"),
-                ("TIMBRE_THREADS", "2"),
-                ("HOME", "/root"),
-            ]),
+            env: env(&[("TIMBRE_MAX_UPLOAD_M", "5"), ("TIMBRE_THREADS", "2"), ("HOME", "/root")]),
             ..Default::default()
         };
         let loaded = Config::load(&sources).unwrap();
         assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
         assert!(
-            loaded.warnings[0].contains("TIMBRE_MAX_UPLOAD_M")
-                && loaded.warnings[0].contains("TIMBRE_MAX_UPLOAD_MB")
+            loaded.warnings[0].contains("TIMBRE_MAX_UPLOAD_M") && loaded.warnings[0].contains("TIMBRE_MAX_UPLOAD_MB")
         );
         assert_eq!(loaded.config.threads, 2);
+    }
+
+    #[test]
+    fn models_entries_from_file_or_env_and_back() {
+        let sources = Sources {
+            env: env(&[(
+                "TIMBRE_MODELS",
+                r#"[{name="sa", source="hf:stabilityai/stable-audio-open-1.0@v1.0", family="stable-audio", capability="generate", required=false, files=["model.safetensors"]}]"#,
+            )]),
+            ..Default::default()
+        };
+        let c = Config::load(&sources).unwrap().config;
+        assert_eq!(c.models.len(), 1);
+        assert_eq!(c.models[0].source.to_string(), "hf:stabilityai/stable-audio-open-1.0@v1.0");
+        // `config show` renders them as TOML that reads back to the same entries.
+        let shown = c.to_redacted_toml();
+        let table: toml::Table = shown.parse().unwrap_or_else(|e| panic!("{e}\n{shown}"));
+        let again: Vec<ModelEntry> = table["models"].clone().try_into().unwrap();
+        assert_eq!(again, c.models);
+
+        let dup = r#"[{name="a", source="hf:o/r", family="f", capability="c", files=["x"]}, {name="a", source="hf:o/s", family="f", capability="c", files=["y"]}]"#;
+        let err = Config::load(&Sources { env: env(&[("TIMBRE_MODELS", dup)]), ..Default::default() }).unwrap_err();
+        assert!(err.to_string().contains("two entries are named `a`"), "{err}");
+        let err =
+            Config::load(&Sources { env: env(&[("TIMBRE_MODELS", "[{name=")]), ..Default::default() }).unwrap_err();
+        assert!(err.to_string().contains("TIMBRE_MODELS"), "{err}");
     }
 
     #[test]
@@ -733,11 +539,7 @@ mod tests {
             ..Default::default()
         };
         let c = Config::load(&sources).unwrap().config;
-        for text in [
-            format!("{c:?}"),
-            c.to_redacted_toml(),
-            serde_json::to_string(&c).unwrap(),
-        ] {
+        for text in [format!("{c:?}"), c.to_redacted_toml(), serde_json::to_string(&c).unwrap()] {
             for secret in ["s3cr3t-token", "pw-zzz", "sk-abc"] {
                 assert!(!text.contains(secret), "{secret} leaked in {text}");
             }
@@ -748,19 +550,11 @@ mod tests {
     #[test]
     fn table_matches_struct() {
         let value = serde_json::to_value(Config::default()).unwrap();
-        let mut struct_keys: Vec<&str> = value
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
+        let mut struct_keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
         let mut table_keys: Vec<&str> = FIELDS.iter().map(|f| f.key).collect();
         struct_keys.sort_unstable();
         table_keys.sort_unstable();
-        assert_eq!(
-            struct_keys, table_keys,
-            "every Config field needs exactly one FIELDS entry"
-        );
+        assert_eq!(struct_keys, table_keys, "every Config field needs exactly one FIELDS entry");
         for f in FIELDS {
             let expected_secret = matches!(
                 f.key,
@@ -790,16 +584,10 @@ mod docs_tests {
         let doc = std::fs::read_to_string(path).unwrap();
         for f in FIELDS {
             let row = format!("| `{}` | `{}` |", f.key, f.env);
-            assert!(
-                doc.contains(&row),
-                "docs/configuration.md lacks a row starting {row}"
-            );
+            assert!(doc.contains(&row), "docs/configuration.md lacks a row starting {row}");
         }
         for extra in super::EXTRA_ENV {
-            assert!(
-                doc.contains(&format!("`{extra}`")),
-                "docs/configuration.md lacks {extra}"
-            );
+            assert!(doc.contains(&format!("`{extra}`")), "docs/configuration.md lacks {extra}");
         }
     }
 }

@@ -43,20 +43,8 @@ pub struct ErrorBody {
 }
 
 impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        kind: &'static str,
-        code: &'static str,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            status,
-            kind,
-            code,
-            message: message.into(),
-            param: None,
-            retry_after: None,
-        }
+    pub fn new(status: StatusCode, kind: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, kind, code, message: message.into(), param: None, retry_after: None }
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
@@ -70,41 +58,20 @@ impl ApiError {
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            code,
-            message,
-        )
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", code, message)
     }
 
     /// A field that parsed but has an unacceptable value: 422 naming the field.
     pub fn invalid_field(param: &str, message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request_error",
-            "invalid_value",
-            message,
-        )
-        .with_param(param)
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request_error", "invalid_value", message).with_param(param)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "not_found",
-            message,
-        )
+        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", "not_found", message)
     }
 
     pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "authentication_error",
-            code,
-            message,
-        )
+        Self::new(StatusCode::UNAUTHORIZED, "authentication_error", code, message)
     }
 
     pub fn payload_too_large(limit_bytes: u64) -> Self {
@@ -112,20 +79,12 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request_error",
             "payload_too_large",
-            format!(
-                "request body is larger than the {} MiB limit (TIMBRE_MAX_UPLOAD_MB)",
-                limit_bytes / (1024 * 1024)
-            ),
+            format!("request body is larger than the {} MiB limit (TIMBRE_MAX_UPLOAD_MB)", limit_bytes / (1024 * 1024)),
         )
     }
 
     pub fn unsupported_media(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "invalid_request_error",
-            "unsupported_media_type",
-            message,
-        )
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request_error", "unsupported_media_type", message)
     }
 
     pub fn rate_limited(retry_after: Duration) -> Self {
@@ -140,24 +99,13 @@ impl ApiError {
 
     /// The server (or one engine) is at capacity; the client should retry shortly.
     pub fn overloaded(message: impl Into<String>, retry_after: Duration) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
-            "overloaded",
-            message,
-        )
-        .with_retry_after(retry_after)
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "overloaded", message).with_retry_after(retry_after)
     }
 
     /// A model this request needs is not ready; the reason says why (loading, failed, skipped).
     pub fn model_unavailable(message: impl Into<String>, retry_after: Duration) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
-            "model_unavailable",
-            message,
-        )
-        .with_retry_after(retry_after)
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "model_unavailable", message)
+            .with_retry_after(retry_after)
     }
 
     pub fn timeout(after: Duration) -> Self {
@@ -165,20 +113,12 @@ impl ApiError {
             StatusCode::GATEWAY_TIMEOUT,
             "server_error",
             "processing_timeout",
-            format!(
-                "request took longer than {:.1} s (PROCESSING_TIMEOUT)",
-                after.as_secs_f64()
-            ),
+            format!("request took longer than {:.1} s (PROCESSING_TIMEOUT)", after.as_secs_f64()),
         )
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "internal_error",
-            message,
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal_error", message)
     }
 
     fn envelope(&self) -> serde_json::Value {
@@ -209,11 +149,7 @@ impl IntoResponse for ApiError {
 
 /// Fallback for unknown routes.
 pub async fn not_found_fallback(request: Request) -> ApiError {
-    ApiError::not_found(format!(
-        "no route for {} {}",
-        request.method(),
-        request.uri().path()
-    ))
+    ApiError::not_found(format!("no route for {} {}", request.method(), request.uri().path()))
 }
 
 /// Rewrites error responses that are not already JSON (axum's 405, extractor rejections, a
@@ -235,27 +171,12 @@ pub async fn normalize_errors(request: Request, next: Next) -> Response {
     let (parts, body) = response.into_parts();
     // Rejection bodies are short; cap what we read so a streaming error body cannot stall us.
     let text = match tokio::time::timeout(Duration::from_secs(1), body.collect()).await {
-        Ok(Ok(collected)) => String::from_utf8_lossy(&collected.to_bytes())
-            .chars()
-            .take(1000)
-            .collect::<String>(),
+        Ok(Ok(collected)) => String::from_utf8_lossy(&collected.to_bytes()).chars().take(1000).collect::<String>(),
         _ => String::new(),
     };
     let (kind, code, default_message) = classify(status);
-    let message = if text.trim().is_empty() {
-        default_message.to_string()
-    } else {
-        text.trim().to_string()
-    };
-    let mut fresh = ApiError {
-        status,
-        kind,
-        code,
-        message,
-        param: None,
-        retry_after: None,
-    }
-    .into_response();
+    let message = if text.trim().is_empty() { default_message.to_string() } else { text.trim().to_string() };
+    let mut fresh = ApiError { status, kind, code, message, param: None, retry_after: None }.into_response();
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             fresh.headers_mut().insert(name.clone(), value.clone());
@@ -266,29 +187,17 @@ pub async fn normalize_errors(request: Request, next: Next) -> Response {
 
 fn classify(status: StatusCode) -> (&'static str, &'static str, &'static str) {
     match status {
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "invalid_request_error",
-            "method_not_allowed",
-            "method not allowed for this route",
-        ),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("invalid_request_error", "method_not_allowed", "method not allowed for this route")
+        }
         StatusCode::NOT_FOUND => ("invalid_request_error", "not_found", "not found"),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "invalid_request_error",
-            "payload_too_large",
-            "request body too large",
-        ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            "invalid_request_error",
-            "unsupported_media_type",
-            "unsupported media type",
-        ),
-        StatusCode::UNPROCESSABLE_ENTITY => {
-            ("invalid_request_error", "invalid_value", "invalid request")
+        StatusCode::PAYLOAD_TOO_LARGE => ("invalid_request_error", "payload_too_large", "request body too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("invalid_request_error", "unsupported_media_type", "unsupported media type")
         }
+        StatusCode::UNPROCESSABLE_ENTITY => ("invalid_request_error", "invalid_value", "invalid request"),
         StatusCode::BAD_REQUEST => ("invalid_request_error", "bad_request", "bad request"),
-        StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => {
-            ("server_error", "timeout", "timed out")
-        }
+        StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => ("server_error", "timeout", "timed out"),
         s if s.is_server_error() => ("server_error", "internal_error", "internal server error"),
         _ => ("invalid_request_error", "bad_request", "request failed"),
     }
@@ -315,15 +224,9 @@ mod tests {
         assert_eq!(v["error"]["type"], "rate_limit_error");
         assert_eq!(v["error"]["code"], "rate_limit_exceeded");
         assert!(v["error"]["param"].is_null());
-        assert!(
-            v["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("rate limit")
-        );
+        assert!(v["error"]["message"].as_str().unwrap().contains("rate limit"));
         let r = ApiError::invalid_field("speed", "must be 0.25–4").into_response();
-        let v: serde_json::Value =
-            serde_json::from_slice(&r.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&r.into_body().collect().await.unwrap().to_bytes()).unwrap();
         assert_eq!(v["error"]["param"], "speed");
     }
 }

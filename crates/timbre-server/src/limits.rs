@@ -29,10 +29,7 @@ fn client_ip(request: &Request, trust_proxy: bool) -> Option<IpAddr> {
             return forwarded;
         }
     }
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
 }
 
 fn set_header(headers: &mut HeaderMap, name: &'static str, value: impl ToString) {
@@ -45,11 +42,7 @@ fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-pub async fn rate_limit(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
+pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
     let Some(limit) = state.rate_limit.as_ref() else {
         return Ok(next.run(request).await);
     };
@@ -71,8 +64,7 @@ pub async fn rate_limit(
         }
         Verdict::Limited { retry_after } => {
             metrics::counter!("timbre_rate_limited_total").increment(1);
-            let mut response =
-                axum::response::IntoResponse::into_response(ApiError::rate_limited(retry_after));
+            let mut response = axum::response::IntoResponse::into_response(ApiError::rate_limited(retry_after));
             let headers = response.headers_mut();
             set_header(headers, "x-ratelimit-limit", limit.per_minute());
             set_header(headers, "x-ratelimit-remaining", 0);
@@ -85,17 +77,10 @@ pub async fn rate_limit(
 /// Rejects a declared body over the limit before reading a byte of it. Chunked bodies are capped
 /// by axum's `DefaultBodyLimit` in the extractors, and their rejection is normalised to the
 /// same 413 envelope.
-pub async fn body_limit(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
+pub async fn body_limit(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
     let limit = state.config.max_upload_bytes();
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::payload_too_large(limit));
     }
@@ -104,19 +89,12 @@ pub async fn body_limit(
 
 /// Global cap on API requests being processed; beyond it, 503 + Retry-After instead of a queue
 /// that grows until memory runs out.
-pub async fn inflight_cap(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
+pub async fn inflight_cap(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
     let permits: &Arc<Semaphore> = &state.inflight;
     let Ok(_permit) = Arc::clone(permits).try_acquire_owned() else {
         metrics::counter!("timbre_overloaded_total").increment(1);
         return Err(ApiError::overloaded(
-            format!(
-                "server is at its limit of {} requests in flight (TIMBRE_MAX_INFLIGHT)",
-                state.config.max_inflight
-            ),
+            format!("server is at its limit of {} requests in flight (TIMBRE_MAX_INFLIGHT)", state.config.max_inflight),
             Duration::from_secs(1),
         ));
     };

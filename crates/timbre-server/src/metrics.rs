@@ -15,10 +15,8 @@ use crate::state::AppState;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-    60.0,
-];
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 /// The process-wide recorder, installed on first use. If another recorder was installed first
 /// (an embedding application), timbre renders an empty registry rather than failing.
@@ -31,8 +29,7 @@ pub fn handle() -> PrometheusHandle {
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_ok() {
-                metrics::gauge!("timbre_build_info", "version" => env!("CARGO_PKG_VERSION"))
-                    .set(1.0);
+                metrics::gauge!("timbre_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             }
             handle
         })
@@ -44,17 +41,16 @@ pub fn handle() -> PrometheusHandle {
 pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route =
+        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     metrics::gauge!("timbre_inflight_requests").increment(1.0);
     let mut response = next.run(request).await;
     metrics::gauge!("timbre_inflight_requests").decrement(1.0);
     let elapsed = started.elapsed();
     let status = response.status().as_u16().to_string();
     metrics::counter!("timbre_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status).increment(1);
-    metrics::histogram!("timbre_http_request_duration_seconds", "route" => route, "method" => method).record(elapsed.as_secs_f64());
+    metrics::histogram!("timbre_http_request_duration_seconds", "route" => route, "method" => method)
+        .record(elapsed.as_secs_f64());
     if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", elapsed.as_secs_f64() * 1000.0)) {
         response.headers_mut().insert("x-total-time", v);
     }
@@ -69,18 +65,11 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     for (name, model) in &snapshot.models {
         for st in ModelState::ALL {
             let v = if model.state == st { 1.0 } else { 0.0 };
-            metrics::gauge!("timbre_model_state", "model" => name.clone(), "state" => st.as_str())
-                .set(v);
+            metrics::gauge!("timbre_model_state", "model" => name.clone(), "state" => st.as_str()).set(v);
         }
     }
     metrics::gauge!("timbre_uptime_seconds").set(state.started.elapsed().as_secs_f64());
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        state.metrics.render(),
-    )
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
 #[cfg(test)]

@@ -22,8 +22,7 @@ pub enum Verdict {
     Limited { retry_after: Duration },
 }
 
-type Keyed =
-    Governor<String, DefaultKeyedStateStore<String>, QuantaClock, StateInformationMiddleware>;
+type Keyed = Governor<String, DefaultKeyedStateStore<String>, QuantaClock, StateInformationMiddleware>;
 
 pub struct LocalLimiter {
     limiter: Keyed,
@@ -34,13 +33,8 @@ pub struct LocalLimiter {
 impl LocalLimiter {
     pub fn new(per_minute: u32) -> Option<Self> {
         let n = NonZeroU32::new(per_minute)?;
-        let limiter =
-            Governor::keyed(Quota::per_minute(n)).with_middleware::<StateInformationMiddleware>();
-        Some(Self {
-            limiter,
-            per_minute,
-            clock: QuantaClock::default(),
-        })
+        let limiter = Governor::keyed(Quota::per_minute(n)).with_middleware::<StateInformationMiddleware>();
+        Some(Self { limiter, per_minute, clock: QuantaClock::default() })
     }
 
     pub fn check(&self, key: &str) -> Verdict {
@@ -49,14 +43,9 @@ impl LocalLimiter {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
                 // Time until the bucket is full again: one period per used slot.
-                Verdict::Allowed {
-                    remaining,
-                    reset: period * (self.per_minute - remaining),
-                }
+                Verdict::Allowed { remaining, reset: period * (self.per_minute - remaining) }
             }
-            Err(not_until) => Verdict::Limited {
-                retry_after: not_until.wait_time_from(self.clock.now()),
-            },
+            Err(not_until) => Verdict::Limited { retry_after: not_until.wait_time_from(self.clock.now()) },
         }
     }
 
@@ -132,9 +121,9 @@ impl RedisLimiter {
                 remaining: u32::try_from(remaining.max(0)).unwrap_or(0),
                 reset: Duration::from_millis(u64::try_from(reset_ms.max(0)).unwrap_or(0)),
             },
-            Ok(Ok((_, retry_ms, _))) => Verdict::Limited {
-                retry_after: Duration::from_millis(u64::try_from(retry_ms.max(1)).unwrap_or(1)),
-            },
+            Ok(Ok((_, retry_ms, _))) => {
+                Verdict::Limited { retry_after: Duration::from_millis(u64::try_from(retry_ms.max(1)).unwrap_or(1)) }
+            }
             Ok(Err(e)) => self.degrade(key, &e.to_string()),
             Err(_) => self.degrade(key, "timed out after 500 ms"),
         }
@@ -142,15 +131,9 @@ impl RedisLimiter {
 
     fn degrade(&self, key: &str, why: &str) -> Verdict {
         metrics::counter!("timbre_rate_limit_fallbacks_total").increment(1);
-        let mut last = self
-            .last_warning
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut last = self.last_warning.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if last.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-            tracing::warn!(
-                error = why,
-                "Redis rate-limit store unavailable; limiting per replica until it is back"
-            );
+            tracing::warn!(error = why, "Redis rate-limit store unavailable; limiting per replica until it is back");
             *last = Some(Instant::now());
         }
         self.fallback.check(key)
@@ -200,18 +183,9 @@ mod tests {
     #[test]
     fn gcra_allows_the_burst_then_limits_per_key() {
         let rl = LocalLimiter::new(3).unwrap();
-        assert!(matches!(
-            rl.check("a"),
-            Verdict::Allowed { remaining: 2, .. }
-        ));
-        assert!(matches!(
-            rl.check("a"),
-            Verdict::Allowed { remaining: 1, .. }
-        ));
-        assert!(matches!(
-            rl.check("a"),
-            Verdict::Allowed { remaining: 0, .. }
-        ));
+        assert!(matches!(rl.check("a"), Verdict::Allowed { remaining: 2, .. }));
+        assert!(matches!(rl.check("a"), Verdict::Allowed { remaining: 1, .. }));
+        assert!(matches!(rl.check("a"), Verdict::Allowed { remaining: 0, .. }));
         match rl.check("a") {
             Verdict::Limited { retry_after } => {
                 assert!(
@@ -221,10 +195,7 @@ mod tests {
             }
             v => panic!("expected limited, got {v:?}"),
         }
-        assert!(
-            matches!(rl.check("b"), Verdict::Allowed { remaining: 2, .. }),
-            "keys are independent"
-        );
+        assert!(matches!(rl.check("b"), Verdict::Allowed { remaining: 2, .. }), "keys are independent");
         assert!(LocalLimiter::new(0).is_none(), "0 disables");
     }
 }

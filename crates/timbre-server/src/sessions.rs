@@ -20,11 +20,7 @@ pub struct SessionGuard {
 
 impl Sessions {
     pub fn new(max: usize, shutdown: watch::Receiver<bool>) -> Self {
-        Self {
-            max,
-            active: Arc::new(AtomicUsize::new(0)),
-            shutdown,
-        }
+        Self { max, active: Arc::new(AtomicUsize::new(0)), shutdown }
     }
 
     /// A slot, or `None` when all are taken (the caller answers 503 before upgrading).
@@ -34,17 +30,10 @@ impl Sessions {
             if current >= self.max {
                 return None;
             }
-            match self.active.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
+            match self.active.compare_exchange_weak(current, current + 1, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => {
                     metrics::gauge!("timbre_ws_sessions").set((current + 1) as f64);
-                    return Some(SessionGuard {
-                        active: Arc::clone(&self.active),
-                    });
+                    return Some(SessionGuard { active: Arc::clone(&self.active) });
                 }
                 Err(seen) => current = seen,
             }

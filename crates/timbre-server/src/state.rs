@@ -32,8 +32,7 @@ impl AppState {
         let (shutdown, shutdown_rx) = watch::channel(false);
         Self {
             api_keys: Arc::new(ApiKeys::new(&config.all_api_keys())),
-            rate_limit: LocalLimiter::new(config.rate_limit_per_minute)
-                .map(|l| Arc::new(RateLimiter::Local(l))),
+            rate_limit: LocalLimiter::new(config.rate_limit_per_minute).map(|l| Arc::new(RateLimiter::Local(l))),
             inflight: Arc::new(Semaphore::new(config.max_inflight)),
             sessions: Sessions::new(config.max_concurrent_sessions, shutdown_rx),
             models: registry.subscribe(),

@@ -91,14 +91,8 @@ impl ConfigArgs {
             [
                 flag("host", self.host.clone()),
                 flag("port", self.port.map(|p| p.to_string())),
-                flag(
-                    "data_dir",
-                    self.data_dir.as_ref().map(|p| p.display().to_string()),
-                ),
-                flag(
-                    "models_dir",
-                    self.models_dir.as_ref().map(|p| p.display().to_string()),
-                ),
+                flag("data_dir", self.data_dir.as_ref().map(|p| p.display().to_string())),
+                flag("models_dir", self.models_dir.as_ref().map(|p| p.display().to_string())),
             ]
             .into_iter()
             .flatten(),
@@ -135,8 +129,9 @@ pub enum ModelsCommand {
     },
     /// Check every file's size and SHA-256 against its manifest; non-zero exit on mismatch.
     Verify,
-    /// Download a model from the Hugging Face hub (not yet available).
-    Pull { repo: String },
+    /// Download the `hf:` models configured in `[[models]]` (all, or those named) into the cache
+    /// under the data dir, so the server starts without downloading.
+    Pull { names: Vec<String> },
 }
 
 pub fn fail(e: &dyn std::fmt::Display) -> ExitCode {
@@ -146,8 +141,6 @@ pub fn fail(e: &dyn std::fmt::Display) -> ExitCode {
 
 /// Commands whose capability has not landed yet say so plainly instead of pretending.
 pub fn not_yet(command: &str, capability: &str) -> ExitCode {
-    eprintln!(
-        "error: `timbre {command}` is not yet available in this build ({capability} has not landed)"
-    );
+    eprintln!("error: `timbre {command}` is not yet available in this build ({capability} has not landed)");
     ExitCode::from(2)
 }

@@ -16,9 +16,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve_cmd::run(args),
         Command::Models(args) => models_cmd::run(args),
-        Command::Config {
-            command: ConfigCommand::Show(args),
-        } => match args.load() {
+        Command::Config { command: ConfigCommand::Show(args) } => match args.load() {
             Ok(loaded) => {
                 for w in &loaded.warnings {
                     eprintln!("warning: {w}");

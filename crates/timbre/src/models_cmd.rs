@@ -7,7 +7,10 @@ use sha2::{Digest, Sha256};
 use timbre_engines::manifest::{self, Manifest};
 use timbre_engines::registry::check_files;
 
-use crate::cli::{ModelsArgs, ModelsCommand, fail, not_yet};
+use timbre_engines::Registry;
+use timbre_engines::hub::ModelSource;
+
+use crate::cli::{ModelsArgs, ModelsCommand, fail};
 
 pub fn run(args: ModelsArgs) -> ExitCode {
     let config = match args.config.load() {
@@ -15,15 +18,29 @@ pub fn run(args: ModelsArgs) -> ExitCode {
         Err(e) => return fail(&e),
     };
     let dir = &config.models_dir;
-    let found = match manifest::discover(dir) {
+    if let ModelsCommand::Pull { names } = &args.command {
+        return pull(&config, names);
+    }
+    let mut found = match manifest::discover(dir) {
         Ok(f) => f,
+        Err(_) if !config.models.is_empty() => Vec::new(),
         Err(e) => {
-            return fail(&format!(
-                "cannot read models directory {}: {e} (run scripts/fetch-models)",
-                dir.display()
-            ));
+            return fail(&format!("cannot read models directory {}: {e} (run scripts/fetch-models)", dir.display()));
         }
     };
+    // Configured entries: local ones are checked like the models dir; hub ones are listed with
+    // their source (`timbre models pull` downloads them).
+    for entry in &config.models {
+        match &entry.source {
+            ModelSource::Local(_) => {
+                let m = entry
+                    .local_manifest()
+                    .map_err(|message| manifest::ManifestError::Invalid { path: dir.clone(), message });
+                found.push((entry.name.clone(), m));
+            }
+            ModelSource::Hub(repo) => eprintln!("{}: hf:{repo} (`timbre models pull` downloads it)", entry.name),
+        }
+    }
     match args.command {
         ModelsCommand::List { json } => {
             let rows: Vec<serde_json::Value> = found
@@ -40,10 +57,7 @@ pub fn run(args: ModelsArgs) -> ExitCode {
             if json {
                 println!("{}", serde_json::Value::Array(rows));
             } else {
-                println!(
-                    "{:<26} {:<10} {:<9} {:>9}  status",
-                    "name", "family", "capability", "MB"
-                );
+                println!("{:<26} {:<10} {:<9} {:>9}  status", "name", "family", "capability", "MB");
                 for r in rows {
                     let mb = r["bytes"].as_u64().unwrap_or(0) as f64 / 1e6;
                     println!(
@@ -72,13 +86,9 @@ pub fn run(args: ModelsArgs) -> ExitCode {
             if found.is_empty() {
                 return fail(&format!("no models in {}", dir.display()));
             }
-            if bad == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
+            if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
-        ModelsCommand::Pull { repo: _ } => not_yet("models pull", "the Hugging Face loader"),
+        ModelsCommand::Pull { .. } => ExitCode::SUCCESS, // handled above
     }
 }
 
@@ -89,10 +99,7 @@ fn verify(m: &Manifest) -> Result<usize, String> {
         let path = m.path_of(f);
         let actual = sha256_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         if !actual.eq_ignore_ascii_case(expected) {
-            return Err(format!(
-                "{}: sha256 {actual} does not match manifest {expected}",
-                path.display()
-            ));
+            return Err(format!("{}: sha256 {actual} does not match manifest {expected}", path.display()));
         }
     }
     Ok(m.files.len())
@@ -109,9 +116,39 @@ fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
-        .finalize()
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn pull(config: &timbre_server::Config, names: &[String]) -> ExitCode {
+    let entries: Vec<_> = config
+        .models
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+        .filter(|e| matches!(e.source, ModelSource::Hub(_)))
+        .filter(|e| names.is_empty() || names.contains(&e.name))
+        .cloned()
+        .collect();
+    if entries.is_empty() {
+        return fail(&"no matching `hf:` entries in [[models]] (see docs/models.md)");
+    }
+    let hub = match crate::serve_cmd::hub_client(config) {
+        Ok(Some(hub)) => hub,
+        Ok(None) => return fail(&"no `hf:` entries configured"),
+        Err(e) => return fail(&e),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e),
+    };
+    let registry = Registry::new();
+    let mut failed = 0;
+    for entry in &entries {
+        match runtime.block_on(registry.fetch_hub_model(entry, &hub)) {
+            Ok(m) => println!("ok      {} ({} files in {})", entry.name, m.files.len(), m.dir.display()),
+            Err(reason) => {
+                failed += 1;
+                println!("FAILED  {}: {reason}", entry.name);
+            }
+        }
+    }
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }

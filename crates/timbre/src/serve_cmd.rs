@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use timbre_engines::Registry;
+use timbre_engines::hub::{HubClient, HubSettings, ModelSource};
 use timbre_server::rate_limit::{RateLimiter, RedisLimiter};
 use timbre_server::{AppState, telemetry};
 
@@ -22,10 +23,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
@@ -43,9 +41,7 @@ async fn serve(config: timbre_server::Config) -> Result<(), String> {
     // must trigger the graceful path, not the default action that kills the process.
     let shutdown = shutdown_signal()?;
     let addr = format!("{}:{}", config.host, config.port);
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
     if config.all_api_keys().is_empty() {
         tracing::warn!(
@@ -75,29 +71,54 @@ async fn serve(config: timbre_server::Config) -> Result<(), String> {
     }
     start_models(&config, registry);
 
-    timbre_server::serve(listener, state, shutdown)
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+    timbre_server::serve(listener, state, shutdown).await.map_err(|e| format!("server error: {e}"))?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Discover manifests and load them on blocking threads; the listener is already up, so health
-/// answers `starting` meanwhile instead of the port refusing connections.
+/// Discover manifests and `[[models]]` entries and load them on blocking threads; the listener
+/// is already up, so health answers `starting` meanwhile instead of the port refusing
+/// connections. Hub downloads happen here too, reported as `downloading` with progress.
 fn start_models(config: &timbre_server::Config, registry: Arc<Registry>) {
-    let plan = registry.discover(&config.models_dir);
+    let entries = config.models.clone();
+    let plan = registry.discover_beside(&config.models_dir, entries.len());
     if config.skip_model_loading {
         tracing::warn!(
-            models = plan.len(),
+            models = plan.len() + entries.len(),
             "SKIP_MODEL_LOADING is set: no model is loaded and model endpoints answer 503"
         );
+        registry.skip_entries(&entries);
         registry.skip_all(&plan);
         return;
     }
-    let loader = timbre_engines::loaders::default_loader(&timbre_engines::loaders::Settings {
-        threads: config.threads,
+    let hub = match hub_client(config) {
+        Ok(hub) => hub,
+        Err(e) => {
+            registry.add_problem(format!("Hugging Face client: {e}"));
+            None
+        }
+    };
+    let loader =
+        timbre_engines::loaders::default_loader(&timbre_engines::loaders::Settings { threads: config.threads });
+    let parallelism = config.model_load_parallelism;
+    tokio::spawn(async move {
+        let mut plan = plan;
+        plan.extend(registry.prepare_entries(&entries, hub.as_ref()).await);
+        registry.load_all(plan, loader, parallelism).await;
     });
-    tokio::spawn(registry.load_all(plan, loader, config.model_load_parallelism));
+}
+
+/// A hub client when any entry needs one. Its cache lives in the data dir (a Railway volume), so
+/// a restart does not download again.
+pub fn hub_client(config: &timbre_server::Config) -> Result<Option<HubClient>, String> {
+    if !config.models.iter().any(|e| matches!(e.source, ModelSource::Hub(_))) {
+        return Ok(None);
+    }
+    let token = config.hugging_face_hub_token.as_ref().map(|t| t.expose().to_string());
+    let mut settings = HubSettings::new(config.data_dir.join("hf-cache"), token);
+    settings.endpoint.clone_from(&config.hf_endpoint);
+    settings.offline = config.hf_hub_offline;
+    HubClient::new(settings).map(Some).map_err(|e| e.to_string())
 }
 
 fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static, String> {

@@ -31,37 +31,20 @@ struct Check {
 }
 
 pub fn run(args: VerifyArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return crate::cli::fail(&e),
     };
     let checks = runtime.block_on(verify(&args));
     print_table(&checks);
-    if checks.iter().all(|c| c.ok) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    if checks.iter().all(|c| c.ok) { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
 fn print_table(checks: &[Check]) {
-    let width = checks
-        .iter()
-        .map(|c| c.name.chars().count())
-        .max()
-        .unwrap_or(5)
-        .max(5);
+    let width = checks.iter().map(|c| c.name.chars().count()).max().unwrap_or(5).max(5);
     println!("   {:<width$}  detail", "check");
     for c in checks {
-        println!(
-            "{} {:<width$}  {}",
-            if c.ok { "✅" } else { "❌" },
-            c.name,
-            c.detail
-        );
+        println!("{} {:<width$}  {}", if c.ok { "✅" } else { "❌" }, c.name, c.detail);
     }
     let failed = checks.iter().filter(|c| !c.ok).count();
     println!("\n{} passed, {} failed", checks.len() - failed, failed);
@@ -69,13 +52,7 @@ fn print_table(checks: &[Check]) {
 
 async fn verify(args: &VerifyArgs) -> Vec<Check> {
     let mut out = Vec::new();
-    let mut push = |name: &str, ok: bool, detail: String| {
-        out.push(Check {
-            name: name.to_string(),
-            ok,
-            detail,
-        })
-    };
+    let mut push = |name: &str, ok: bool, detail: String| out.push(Check { name: name.to_string(), ok, detail });
     let _ = rustls::crypto::ring::default_provider().install_default();
     let base = args.url.trim_end_matches('/').to_string();
     let timeout = Duration::from_secs_f64(args.timeout);
@@ -88,9 +65,7 @@ async fn verify(args: &VerifyArgs) -> Vec<Check> {
     };
 
     match client.get(format!("{base}/ping")).send().await {
-        Ok(r) if r.status().is_success() => {
-            push("connectivity", true, format!("GET /ping → {}", r.status()))
-        }
+        Ok(r) if r.status().is_success() => push("connectivity", true, format!("GET /ping → {}", r.status())),
         Ok(r) => push("connectivity", false, format!("GET /ping → {}", r.status())),
         Err(e) => {
             push("connectivity", false, format!("{base}: {e}"));
@@ -103,17 +78,10 @@ async fn verify(args: &VerifyArgs) -> Vec<Check> {
             let status = r.status();
             match r.json::<serde_json::Value>().await {
                 Ok(body) => {
-                    let missing: Vec<&str> = [
-                        "status",
-                        "ready",
-                        "model_loaded",
-                        "models",
-                        "version",
-                        "uptime_s",
-                    ]
-                    .into_iter()
-                    .filter(|k| body.get(k).is_none())
-                    .collect();
+                    let missing: Vec<&str> = ["status", "ready", "model_loaded", "models", "version", "uptime_s"]
+                        .into_iter()
+                        .filter(|k| body.get(k).is_none())
+                        .collect();
                     push(
                         "health",
                         status.is_success() && missing.is_empty(),
@@ -130,12 +98,7 @@ async fn verify(args: &VerifyArgs) -> Vec<Check> {
                     );
                     if let Some(models) = body["models"].as_object() {
                         if models.is_empty() {
-                            push(
-                                "models",
-                                false,
-                                "no models reported (run scripts/fetch-models on the server)"
-                                    .into(),
-                            );
+                            push("models", false, "no models reported (run scripts/fetch-models on the server)".into());
                         }
                         for (name, m) in models {
                             let state = m["state"].as_str().unwrap_or("?");
@@ -162,46 +125,27 @@ async fn verify(args: &VerifyArgs) -> Vec<Check> {
     }
 
     match client.get(format!("{base}/readyz")).send().await {
-        Ok(r) => push(
-            "ready",
-            r.status().is_success(),
-            format!("GET /readyz → {}", r.status()),
-        ),
+        Ok(r) => push("ready", r.status().is_success(), format!("GET /readyz → {}", r.status())),
         Err(e) => push("ready", false, e.to_string()),
     }
 
-    let anonymous = client
-        .get(format!("{base}/v1/models"))
-        .send()
-        .await
-        .map(|r| r.status().as_u16());
+    let anonymous = client.get(format!("{base}/v1/models")).send().await.map(|r| r.status().as_u16());
     match (&args.token, anonymous) {
         (Some(_), Ok(401)) => push("auth: no key rejected", true, "401 without a key".into()),
-        (Some(_), Ok(code)) => push(
-            "auth: no key rejected",
-            false,
-            format!("{code} without a key — the server accepts anonymous calls"),
-        ),
+        (Some(_), Ok(code)) => {
+            push("auth: no key rejected", false, format!("{code} without a key — the server accepts anonymous calls"))
+        }
         (None, Ok(401)) => push("auth", false, "server requires a key: pass --token".into()),
-        (None, Ok(code)) => push(
-            "auth",
-            code == 200,
-            format!("{code}; server is open (no SERVICE_TOKEN set) — anyone can call it"),
-        ),
+        (None, Ok(code)) => {
+            push("auth", code == 200, format!("{code}; server is open (no SERVICE_TOKEN set) — anyone can call it"))
+        }
         (_, Err(e)) => push("auth", false, e.to_string()),
     }
     if let Some(token) = &args.token {
-        match client
-            .get(format!("{base}/v1/models"))
-            .bearer_auth(token)
-            .send()
-            .await
-        {
-            Ok(r) => push(
-                "auth: key accepted",
-                r.status().is_success(),
-                format!("GET /v1/models with key → {}", r.status()),
-            ),
+        match client.get(format!("{base}/v1/models")).bearer_auth(token).send().await {
+            Ok(r) => {
+                push("auth: key accepted", r.status().is_success(), format!("GET /v1/models with key → {}", r.status()))
+            }
             Err(e) => push("auth: key accepted", false, e.to_string()),
         }
     }
@@ -211,51 +155,28 @@ async fn verify(args: &VerifyArgs) -> Vec<Check> {
     out
 }
 
-async fn websocket_round_trip(
-    base: &str,
-    token: Option<&str>,
-    timeout: Duration,
-) -> (bool, String) {
+async fn websocket_round_trip(base: &str, token: Option<&str>, timeout: Duration) -> (bool, String) {
     let ws_base = if let Some(rest) = base.strip_prefix("https://") {
         format!("wss://{rest}")
     } else if let Some(rest) = base.strip_prefix("http://") {
         format!("ws://{rest}")
     } else {
-        return (
-            false,
-            format!("URL must start with http:// or https://: {base}"),
-        );
+        return (false, format!("URL must start with http:// or https://: {base}"));
     };
     let url = match token {
         Some(t) => format!("{ws_base}/v1/ws/ping?api_key={}", encode_query(t)),
         None => format!("{ws_base}/v1/ws/ping"),
     };
     let attempt = async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let hello = ws
-            .next()
-            .await
-            .ok_or("closed before hello")?
-            .map_err(|e| e.to_string())?;
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.map_err(|e| format!("connect: {e}"))?;
+        let hello = ws.next().await.ok_or("closed before hello")?.map_err(|e| e.to_string())?;
         if !hello.to_text().unwrap_or("").contains("hello") {
             return Err(format!("unexpected first message: {hello}"));
         }
-        ws.send(Message::Text("verify-deploy".into()))
-            .await
-            .map_err(|e| e.to_string())?;
-        let echo = ws
-            .next()
-            .await
-            .ok_or("closed before echo")?
-            .map_err(|e| e.to_string())?;
+        ws.send(Message::Text("verify-deploy".into())).await.map_err(|e| e.to_string())?;
+        let echo = ws.next().await.ok_or("closed before echo")?.map_err(|e| e.to_string())?;
         let _ = ws.close(None).await;
-        if echo.to_text().unwrap_or("") == "verify-deploy" {
-            Ok(())
-        } else {
-            Err(format!("echo mismatch: {echo}"))
-        }
+        if echo.to_text().unwrap_or("") == "verify-deploy" { Ok(()) } else { Err(format!("echo mismatch: {echo}")) }
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok(())) => (true, "connected to /v1/ws/ping and echoed a message".into()),

@@ -12,21 +12,18 @@ use common::{Server, http_get, stdout_of, timbre};
 fn config_show_applies_file_env_flag_precedence_and_redacts() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("t.toml");
-    std::fs::write(&file, "port = 1111\nlog_level = \"debug\"\nenvironment = \"from-file\"\nservice_token = \"file-secret-1\"\n").unwrap();
+    std::fs::write(
+        &file,
+        "port = 1111\nlog_level = \"debug\"\nenvironment = \"from-file\"\nservice_token = \"file-secret-1\"\n",
+    )
+    .unwrap();
 
     let (code, out, _) = stdout_of(timbre().args(["config", "show", "--config"]).arg(&file));
     assert_eq!(code, 0);
-    assert!(
-        out.contains("port = 1111") && out.contains("environment = \"from-file\""),
-        "{out}"
-    );
+    assert!(out.contains("port = 1111") && out.contains("environment = \"from-file\""), "{out}");
 
     let (_, out, _) = stdout_of(
-        timbre()
-            .args(["config", "show", "--config"])
-            .arg(&file)
-            .env("PORT", "2222")
-            .env("ENVIRONMENT", "from-env"),
+        timbre().args(["config", "show", "--config"]).arg(&file).env("PORT", "2222").env("ENVIRONMENT", "from-env"),
     );
     assert!(
         out.contains("port = 2222")
@@ -37,43 +34,19 @@ fn config_show_applies_file_env_flag_precedence_and_redacts() {
 
     let (_, out, _) = stdout_of(
         timbre()
-            .args([
-                "config",
-                "show",
-                "--port",
-                "3333",
-                "--set",
-                "environment=from-flag",
-                "--config",
-            ])
+            .args(["config", "show", "--port", "3333", "--set", "environment=from-flag", "--config"])
             .arg(&file)
             .env("PORT", "2222")
             .env("TIMBRE_CONFIG", "/nonexistent.toml")
             .env("S3_SECRET_ACCESS_KEY", "env-secret-2"),
     );
-    assert!(
-        out.contains("port = 3333") && out.contains("environment = \"from-flag\""),
-        "{out}"
-    );
-    assert!(
-        !out.contains("file-secret-1") && !out.contains("env-secret-2"),
-        "secrets leaked: {out}"
-    );
-    assert!(
-        out.contains("service_token = \"***\"") && out.contains("s3_secret_access_key = \"***\""),
-        "{out}"
-    );
+    assert!(out.contains("port = 3333") && out.contains("environment = \"from-flag\""), "{out}");
+    assert!(!out.contains("file-secret-1") && !out.contains("env-secret-2"), "secrets leaked: {out}");
+    assert!(out.contains("service_token = \"***\"") && out.contains("s3_secret_access_key = \"***\""), "{out}");
 
-    let (code, _, err) = stdout_of(
-        timbre()
-            .args(["config", "show"])
-            .env("TIMBRE_MAX_INFLIGHTS", "3"),
-    );
+    let (code, _, err) = stdout_of(timbre().args(["config", "show"]).env("TIMBRE_MAX_INFLIGHTS", "3"));
     assert_eq!(code, 0);
-    assert!(
-        err.contains("TIMBRE_MAX_INFLIGHTS") && err.contains("did you mean TIMBRE_MAX_INFLIGHT"),
-        "{err}"
-    );
+    assert!(err.contains("TIMBRE_MAX_INFLIGHTS") && err.contains("did you mean TIMBRE_MAX_INFLIGHT"), "{err}");
 
     let (code, _, err) = stdout_of(timbre().args(["config", "show"]).env("PORT", "http"));
     assert_eq!(code, 2);
@@ -84,31 +57,15 @@ fn config_show_applies_file_env_flag_precedence_and_redacts() {
 fn serve_logs_json_with_request_ids_never_secrets_and_stops_on_sigterm() {
     let models = tempfile::tempdir().unwrap();
     let (mut server, addr, to_listen) = Server::start(
-        &[
-            ("SERVICE_TOKEN", "tok-very-secret-9"),
-            ("LOG_LEVEL", "debug"),
-            ("TIMBRE_THREADZ", "1"),
-        ],
+        &[("SERVICE_TOKEN", "tok-very-secret-9"), ("LOG_LEVEL", "debug"), ("TIMBRE_THREADZ", "1")],
         models.path(),
     );
-    assert!(
-        to_listen < Duration::from_secs(5),
-        "listening took {to_listen:?}"
-    );
+    assert!(to_listen < Duration::from_secs(5), "listening took {to_listen:?}");
 
-    let (status, _) = http_get(
-        &addr,
-        "/v1/models",
-        &[
-            ("Authorization", "Bearer tok-very-secret-9"),
-            ("x-request-id", "rid-abc-42"),
-        ],
-    );
+    let (status, _) =
+        http_get(&addr, "/v1/models", &[("Authorization", "Bearer tok-very-secret-9"), ("x-request-id", "rid-abc-42")]);
     assert_eq!(status, 200);
-    let line = server.wait_for(
-        |l| l.contains("rid-abc-42") && l.contains("request finished"),
-        Duration::from_secs(5),
-    );
+    let line = server.wait_for(|l| l.contains("rid-abc-42") && l.contains("request finished"), Duration::from_secs(5));
     let line = line.expect("a `request finished` log line carrying the request id");
     let v: serde_json::Value = serde_json::from_str(&line).expect("log lines are JSON");
     assert_eq!(v["span"]["request_id"], "rid-abc-42");
@@ -116,10 +73,7 @@ fn serve_logs_json_with_request_ids_never_secrets_and_stops_on_sigterm() {
 
     let (status, body) = http_get(&addr, "/health", &[]);
     assert_eq!(status, 200);
-    assert!(
-        body.contains("no models found"),
-        "an empty models dir is reported: {body}"
-    );
+    assert!(body.contains("no models found"), "an empty models dir is reported: {body}");
 
     assert_eq!(server.sigterm(), 0, "clean exit on SIGTERM");
     while let Ok(l) = server.lines.recv_timeout(Duration::from_millis(200)) {
@@ -131,13 +85,9 @@ fn serve_logs_json_with_request_ids_never_secrets_and_stops_on_sigterm() {
         all.contains("TIMBRE_THREADZ") && all.contains("unknown environment variable"),
         "unknown var warned:\n{all}"
     );
-    assert!(
-        all.contains("shutdown requested") && all.contains("\"stopped\""),
-        "{all}"
-    );
+    assert!(all.contains("shutdown requested") && all.contains("\"stopped\""), "{all}");
     for l in server.seen.iter().filter(|l| l.starts_with('{')) {
-        serde_json::from_str::<serde_json::Value>(l)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
     }
 }
 
@@ -145,10 +95,7 @@ fn serve_logs_json_with_request_ids_never_secrets_and_stops_on_sigterm() {
 fn an_open_server_warns_loudly() {
     let models = tempfile::tempdir().unwrap();
     let (mut server, _, _) = Server::start(&[], models.path());
-    let warned = server
-        .seen
-        .iter()
-        .any(|l| l.contains("NO API KEY CONFIGURED"));
+    let warned = server.seen.iter().any(|l| l.contains("NO API KEY CONFIGURED"));
     assert!(warned, "{:?}", server.seen);
     assert_eq!(server.sigterm(), 0);
 }
@@ -157,29 +104,15 @@ fn an_open_server_warns_loudly() {
 fn port_in_use_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let (code, out, err) = stdout_of(
-        timbre()
-            .args(["serve", "--host", "127.0.0.1", "--port", &port])
-            .env("TIMBRE_LOG_FORMAT", "pretty"),
-    );
+    let (code, out, err) =
+        stdout_of(timbre().args(["serve", "--host", "127.0.0.1", "--port", &port]).env("TIMBRE_LOG_FORMAT", "pretty"));
     assert_eq!(code, 2);
-    assert!(
-        format!("{out}{err}").contains("cannot listen on 127.0.0.1:"),
-        "{out}{err}"
-    );
+    assert!(format!("{out}{err}").contains("cannot listen on 127.0.0.1:"), "{out}{err}");
 }
 
 #[test]
 fn unfinished_commands_say_so() {
-    for cmd in [
-        "worker",
-        "migrate",
-        "transcribe",
-        "speak",
-        "tag",
-        "analyze",
-        "generate",
-    ] {
+    for cmd in ["worker", "migrate", "transcribe", "speak", "tag", "analyze", "generate"] {
         let (code, _, err) = stdout_of(timbre().arg(cmd));
         assert_eq!(code, 2, "{cmd}");
         assert!(err.contains("not yet available"), "{cmd}: {err}");
@@ -194,33 +127,22 @@ fn models_list_and_verify_check_manifests() {
     std::fs::write(m.join("w.bin"), b"hello").unwrap();
     // sha256("hello")
     let sha = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
-    std::fs::write(m.join("model.toml"), format!("name='tiny'\nfamily='ced'\ncapability='tagging'\n[[files]]\npath='w.bin'\nsha256='{sha}'\nbytes=5\n")).unwrap();
+    std::fs::write(
+        m.join("model.toml"),
+        format!("name='tiny'\nfamily='ced'\ncapability='tagging'\n[[files]]\npath='w.bin'\nsha256='{sha}'\nbytes=5\n"),
+    )
+    .unwrap();
 
-    let (code, out, _) = stdout_of(
-        timbre()
-            .args(["models", "list", "--json", "--models-dir"])
-            .arg(dir.path()),
-    );
+    let (code, out, _) = stdout_of(timbre().args(["models", "list", "--json", "--models-dir"]).arg(dir.path()));
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v[0]["name"], "tiny");
     assert_eq!(v[0]["status"], "present");
 
-    let (code, out, _) = stdout_of(
-        timbre()
-            .args(["models", "verify", "--models-dir"])
-            .arg(dir.path()),
-    );
+    let (code, out, _) = stdout_of(timbre().args(["models", "verify", "--models-dir"]).arg(dir.path()));
     assert_eq!(code, 0, "{out}");
     std::fs::write(m.join("w.bin"), b"HELLO").unwrap();
-    let (code, out, _) = stdout_of(
-        timbre()
-            .args(["models", "verify", "--models-dir"])
-            .arg(dir.path()),
-    );
+    let (code, out, _) = stdout_of(timbre().args(["models", "verify", "--models-dir"]).arg(dir.path()));
     assert_eq!(code, 1);
-    assert!(
-        out.contains("FAILED") && out.contains("does not match"),
-        "{out}"
-    );
+    assert!(out.contains("FAILED") && out.contains("does not match"), "{out}");
 }

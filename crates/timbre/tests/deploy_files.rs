@@ -19,9 +19,7 @@ use timbre_server::{DEFAULT_PORT, HEALTH_PATH, LIVENESS_PATH, READINESS_PATH};
 type TestResult = Result<(), Box<dyn Error>>;
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..")
 }
 
 fn read(rel: &str) -> Result<String, Box<dyn Error>> {
@@ -50,21 +48,15 @@ fn at<'a>(value: &'a Yaml, path: &str) -> Result<&'a Yaml, String> {
 }
 
 fn str_at<'a>(value: &'a Yaml, path: &str) -> Result<&'a str, String> {
-    at(value, path)?
-        .as_str()
-        .ok_or_else(|| format!("`{path}` is not a string"))
+    at(value, path)?.as_str().ok_or_else(|| format!("`{path}` is not a string"))
 }
 
 fn u64_at(value: &Yaml, path: &str) -> Result<u64, String> {
-    at(value, path)?
-        .as_u64()
-        .ok_or_else(|| format!("`{path}` is not an integer"))
+    at(value, path)?.as_u64().ok_or_else(|| format!("`{path}` is not an integer"))
 }
 
 fn seq_at<'a>(value: &'a Yaml, path: &str) -> Result<&'a Vec<Yaml>, String> {
-    at(value, path)?
-        .as_sequence()
-        .ok_or_else(|| format!("`{path}` is not a list"))
+    at(value, path)?.as_sequence().ok_or_else(|| format!("`{path}` is not a list"))
 }
 
 /// A compose `command`/`test` or a k8s `args`: a list of strings, or one shell string.
@@ -72,11 +64,7 @@ fn words(value: &Yaml) -> Vec<String> {
     match value {
         Yaml::Sequence(items) => items
             .iter()
-            .filter_map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .or_else(|| v.as_u64().map(|n| n.to_string()))
-            })
+            .filter_map(|v| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string())))
             .collect(),
         Yaml::String(s) => s.split_whitespace().map(str::to_owned).collect(),
         _ => Vec::new(),
@@ -84,9 +72,7 @@ fn words(value: &Yaml) -> Vec<String> {
 }
 
 fn yaml_port(value: &Yaml) -> Option<u64> {
-    value
-        .as_u64()
-        .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+    value.as_u64().or_else(|| value.as_str().and_then(|s| s.parse().ok()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -95,49 +81,23 @@ fn yaml_port(value: &Yaml) -> Option<u64> {
 #[test]
 fn railway_toml_builds_the_dockerfile_and_polls_health() -> TestResult {
     let doc: toml::Table = toml::from_str(&read("railway.toml")?)?;
-    let build = doc
-        .get("build")
-        .and_then(|v| v.as_table())
-        .ok_or("railway.toml: no [build]")?;
-    let deploy = doc
-        .get("deploy")
-        .and_then(|v| v.as_table())
-        .ok_or("railway.toml: no [deploy]")?;
+    let build = doc.get("build").and_then(|v| v.as_table()).ok_or("railway.toml: no [build]")?;
+    let deploy = doc.get("deploy").and_then(|v| v.as_table()).ok_or("railway.toml: no [deploy]")?;
 
-    assert_eq!(
-        build.get("builder").and_then(|v| v.as_str()),
-        Some("DOCKERFILE")
-    );
-    let dockerfile = build
-        .get("dockerfilePath")
-        .and_then(|v| v.as_str())
-        .ok_or("railway.toml: build.dockerfilePath missing")?;
-    assert!(
-        repo_root().join(dockerfile).is_file(),
-        "build.dockerfilePath `{dockerfile}` does not exist"
-    );
+    assert_eq!(build.get("builder").and_then(|v| v.as_str()), Some("DOCKERFILE"));
+    let dockerfile =
+        build.get("dockerfilePath").and_then(|v| v.as_str()).ok_or("railway.toml: build.dockerfilePath missing")?;
+    assert!(repo_root().join(dockerfile).is_file(), "build.dockerfilePath `{dockerfile}` does not exist");
 
-    assert_eq!(
-        deploy.get("healthcheckPath").and_then(|v| v.as_str()),
-        Some(HEALTH_PATH)
-    );
+    assert_eq!(deploy.get("healthcheckPath").and_then(|v| v.as_str()), Some(HEALTH_PATH));
     let timeout = deploy
         .get("healthcheckTimeout")
         .and_then(|v| v.as_integer())
         .ok_or("railway.toml: deploy.healthcheckTimeout missing")?;
-    assert!(
-        timeout >= 60,
-        "healthcheckTimeout {timeout}s is too short for a cold start"
-    );
-    assert_eq!(
-        deploy.get("restartPolicyType").and_then(|v| v.as_str()),
-        Some("ON_FAILURE")
-    );
+    assert!(timeout >= 60, "healthcheckTimeout {timeout}s is too short for a cold start");
+    assert_eq!(deploy.get("restartPolicyType").and_then(|v| v.as_str()), Some("ON_FAILURE"));
     if let Some(cmd) = deploy.get("startCommand").and_then(|v| v.as_str()) {
-        assert!(
-            cmd.contains("serve"),
-            "startCommand `{cmd}` does not run `serve`"
-        );
+        assert!(cmd.contains("serve"), "startCommand `{cmd}` does not run `serve`");
     }
     Ok(())
 }
@@ -176,36 +136,25 @@ fn parse_dockerfile(text: &str) -> Vec<Instruction> {
             continue;
         }
         let full = std::mem::take(&mut pending);
-        let (keyword, args) = full
-            .split_once(char::is_whitespace)
-            .unwrap_or((full.as_str(), ""));
+        let (keyword, args) = full.split_once(char::is_whitespace).unwrap_or((full.as_str(), ""));
         let keyword = keyword.to_ascii_uppercase();
         if keyword == "FROM" {
             stage += 1;
         }
-        out.push(Instruction {
-            stage,
-            keyword,
-            args: args.trim().to_owned(),
-        });
+        out.push(Instruction { stage, keyword, args: args.trim().to_owned() });
     }
     out
 }
 
 /// Exec-form (`["a", "b"]`) arguments as a list; shell form as whitespace-separated words.
 fn exec_form(args: &str) -> Vec<String> {
-    serde_json::from_str::<Vec<String>>(args)
-        .unwrap_or_else(|_| args.split_whitespace().map(str::to_owned).collect())
+    serde_json::from_str::<Vec<String>>(args).unwrap_or_else(|_| args.split_whitespace().map(str::to_owned).collect())
 }
 
 /// `FROM image AS name` → name.
 fn stage_name(from_args: &str) -> Option<String> {
     let words: Vec<&str> = from_args.split_whitespace().collect();
-    words
-        .iter()
-        .position(|w| w.eq_ignore_ascii_case("as"))
-        .and_then(|i| words.get(i + 1))
-        .map(|s| s.to_string())
+    words.iter().position(|w| w.eq_ignore_ascii_case("as")).and_then(|i| words.get(i + 1)).map(|s| s.to_string())
 }
 
 /// The uid the final stage runs as, from its last `USER` line.
@@ -221,16 +170,9 @@ fn dockerfile_user(instructions: &[Instruction]) -> Option<String> {
 #[test]
 fn dockerfile_exposes_the_port_runs_unprivileged_and_serves() -> TestResult {
     let instructions = parse_dockerfile(&read("deploy/Dockerfile")?);
-    let last_stage = instructions
-        .iter()
-        .map(|i| i.stage)
-        .max()
-        .ok_or("no FROM")?;
+    let last_stage = instructions.iter().map(|i| i.stage).max().ok_or("no FROM")?;
     assert!(last_stage >= 2, "the Dockerfile should be multi-stage");
-    let runtime: Vec<&Instruction> = instructions
-        .iter()
-        .filter(|i| i.stage == last_stage)
-        .collect();
+    let runtime: Vec<&Instruction> = instructions.iter().filter(|i| i.stage == last_stage).collect();
     let find = |kw: &'static str| runtime.iter().filter(move |i| i.keyword == kw);
 
     // EXPOSE in the runtime stage names DEFAULT_PORT.
@@ -238,31 +180,16 @@ fn dockerfile_exposes_the_port_runs_unprivileged_and_serves() -> TestResult {
         .flat_map(|i| i.args.split_whitespace())
         .filter_map(|p| p.split('/').next().and_then(|n| n.parse().ok()))
         .collect();
-    assert!(
-        exposed.contains(&DEFAULT_PORT),
-        "EXPOSE {exposed:?} lacks {DEFAULT_PORT}"
-    );
+    assert!(exposed.contains(&DEFAULT_PORT), "EXPOSE {exposed:?} lacks {DEFAULT_PORT}");
 
     // Runs as a non-root user.
     let user = dockerfile_user(&instructions).ok_or("the runtime stage has no USER line")?;
-    assert!(
-        !user.is_empty() && user != "root" && user != "0",
-        "runs as root (USER {user})"
-    );
+    assert!(!user.is_empty() && user != "root" && user != "0", "runs as root (USER {user})");
 
     // The default command is `timbre serve` behind an init.
-    let entrypoint = find("ENTRYPOINT")
-        .next_back()
-        .map(|i| exec_form(&i.args))
-        .unwrap_or_default();
-    let cmd = find("CMD")
-        .next_back()
-        .map(|i| exec_form(&i.args))
-        .unwrap_or_default();
-    assert!(
-        entrypoint.iter().any(|w| w == "/app/timbre"),
-        "ENTRYPOINT {entrypoint:?} does not run /app/timbre"
-    );
+    let entrypoint = find("ENTRYPOINT").next_back().map(|i| exec_form(&i.args)).unwrap_or_default();
+    let cmd = find("CMD").next_back().map(|i| exec_form(&i.args)).unwrap_or_default();
+    assert!(entrypoint.iter().any(|w| w == "/app/timbre"), "ENTRYPOINT {entrypoint:?} does not run /app/timbre");
     assert!(
         entrypoint.iter().chain(cmd.iter()).any(|w| w == "serve"),
         "ENTRYPOINT {entrypoint:?} + CMD {cmd:?} do not run `serve`"
@@ -278,15 +205,9 @@ fn dockerfile_exposes_the_port_runs_unprivileged_and_serves() -> TestResult {
     }
 
     // Data and model directories are where the docs and manifests say.
-    let env: String = find("ENV")
-        .map(|i| i.args.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let env: String = find("ENV").map(|i| i.args.as_str()).collect::<Vec<_>>().join(" ");
     for pair in ["TIMBRE_DATA_DIR=/data", "TIMBRE_MODELS_DIR=/app/models"] {
-        assert!(
-            env.split_whitespace().any(|w| w == pair),
-            "runtime ENV lacks {pair}"
-        );
+        assert!(env.split_whitespace().any(|w| w == pair), "runtime ENV lacks {pair}");
     }
 
     // The release binary of the `timbre` package is what gets built.
@@ -299,25 +220,17 @@ fn dockerfile_exposes_the_port_runs_unprivileged_and_serves() -> TestResult {
     );
     // Models are baked only on request.
     assert!(
-        instructions
-            .iter()
-            .any(|i| i.keyword == "ARG" && i.args.starts_with("BAKE_MODELS")),
+        instructions.iter().any(|i| i.keyword == "ARG" && i.args.starts_with("BAKE_MODELS")),
         "no BAKE_MODELS build arg"
     );
 
     // COPY --from refers to stages that exist.
-    let stages: BTreeSet<String> = instructions
-        .iter()
-        .filter(|i| i.keyword == "FROM")
-        .filter_map(|i| stage_name(&i.args))
-        .collect();
+    let stages: BTreeSet<String> =
+        instructions.iter().filter(|i| i.keyword == "FROM").filter_map(|i| stage_name(&i.args)).collect();
     for copy in instructions.iter().filter(|i| i.keyword == "COPY") {
         for word in copy.args.split_whitespace() {
             if let Some(from) = word.strip_prefix("--from=") {
-                assert!(
-                    stages.contains(from),
-                    "COPY --from={from}: no such stage in {stages:?}"
-                );
+                assert!(stages.contains(from), "COPY --from={from}: no such stage in {stages:?}");
             }
         }
     }
@@ -334,23 +247,10 @@ fn dockerignore_keeps_build_inputs_and_drops_outputs() -> TestResult {
         .map(|l| l.trim_start_matches('/').trim_end_matches('/'))
         .collect();
     for excluded in ["target", ".git"] {
-        assert!(
-            patterns.contains(&excluded),
-            ".dockerignore does not exclude {excluded}"
-        );
+        assert!(patterns.contains(&excluded), ".dockerignore does not exclude {excluded}");
     }
-    for needed in [
-        "crates",
-        "scripts",
-        "Cargo.toml",
-        "Cargo.lock",
-        "deploy",
-        "deploy/Dockerfile",
-    ] {
-        assert!(
-            !patterns.contains(&needed),
-            ".dockerignore excludes {needed}, which the build needs"
-        );
+    for needed in ["crates", "scripts", "Cargo.toml", "Cargo.lock", "deploy", "deploy/Dockerfile"] {
+        assert!(!patterns.contains(&needed), ".dockerignore excludes {needed}, which the build needs");
     }
     Ok(())
 }
@@ -362,11 +262,10 @@ fn dockerignore_keeps_build_inputs_and_drops_outputs() -> TestResult {
 fn compose_env(service: &Yaml, key: &str) -> Option<String> {
     match service.get("environment")? {
         Yaml::Mapping(map) => map.get(key).and_then(|v| v.as_str()).map(str::to_owned),
-        Yaml::Sequence(items) => items.iter().filter_map(|v| v.as_str()).find_map(|kv| {
-            kv.split_once('=')
-                .filter(|(k, _)| *k == key)
-                .map(|(_, v)| v.to_owned())
-        }),
+        Yaml::Sequence(items) => items
+            .iter()
+            .filter_map(|v| v.as_str())
+            .find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v.to_owned())),
         _ => None,
     }
 }
@@ -387,24 +286,14 @@ fn compose_ports(service: &Yaml) -> Vec<(Option<u64>, Option<u64>)> {
     items
         .iter()
         .map(|item| match item {
-            Yaml::Mapping(_) => (
-                item.get("published").and_then(yaml_port),
-                item.get("target").and_then(yaml_port),
-            ),
+            Yaml::Mapping(_) => (item.get("published").and_then(yaml_port), item.get("target").and_then(yaml_port)),
             other => {
-                let s = other
-                    .as_str()
-                    .map(str::to_owned)
-                    .or_else(|| other.as_u64().map(|n| n.to_string()));
+                let s = other.as_str().map(str::to_owned).or_else(|| other.as_u64().map(|n| n.to_string()));
                 let s = s.unwrap_or_default();
                 let s = s.split('/').next().unwrap_or("").to_owned();
                 let parts: Vec<&str> = s.split(':').collect();
                 let target = parts.last().and_then(|p| p.parse().ok());
-                let published = if parts.len() >= 2 {
-                    parts[parts.len() - 2].parse().ok()
-                } else {
-                    None
-                };
+                let published = if parts.len() >= 2 { parts[parts.len() - 2].parse().ok() } else { None };
                 (published, target)
             }
         })
@@ -416,78 +305,47 @@ fn compose_wires_api_workers_and_backing_services() -> TestResult {
     let doc = yaml("deploy/docker-compose.yml")?;
     let services = at(&doc, "services")?;
     for name in ["api", "worker", "postgres", "redis", "s3"] {
-        assert!(
-            services.get(name).is_some(),
-            "compose has no `{name}` service"
-        );
+        assert!(services.get(name).is_some(), "compose has no `{name}` service");
     }
     let api = at(services, "api")?;
     let worker = at(services, "worker")?;
 
     // Commands.
     let api_cmd = words(at(api, "command")?);
-    assert!(
-        api_cmd.iter().any(|w| w == "serve"),
-        "api command {api_cmd:?} lacks `serve`"
-    );
+    assert!(api_cmd.iter().any(|w| w == "serve"), "api command {api_cmd:?} lacks `serve`");
     let worker_cmd = words(at(worker, "command")?);
-    assert!(
-        worker_cmd.iter().any(|w| w == "worker"),
-        "worker command {worker_cmd:?} lacks `worker`"
-    );
-    assert!(
-        u64_at(worker, "deploy.replicas")? >= 2,
-        "worker should run at least 2 replicas"
-    );
+    assert!(worker_cmd.iter().any(|w| w == "worker"), "worker command {worker_cmd:?} lacks `worker`");
+    assert!(u64_at(worker, "deploy.replicas")? >= 2, "worker should run at least 2 replicas");
 
     // The API's port.
     let ports = compose_ports(api);
     assert!(
-        ports.iter().any(
-            |&(published, target)| target == Some(u64::from(DEFAULT_PORT))
-                && published.is_none_or(|p| p == u64::from(DEFAULT_PORT))
-        ),
+        ports.iter().any(|&(published, target)| target == Some(u64::from(DEFAULT_PORT))
+            && published.is_none_or(|p| p == u64::from(DEFAULT_PORT))),
         "api ports {ports:?} do not map {DEFAULT_PORT}"
     );
 
     // The API's health check hits liveness or readiness on that port.
     let test = words(at(api, "healthcheck.test")?).join(" ");
     assert!(
-        [LIVENESS_PATH, READINESS_PATH]
-            .iter()
-            .any(|path| test.contains(&format!(":{DEFAULT_PORT}{path}"))),
+        [LIVENESS_PATH, READINESS_PATH].iter().any(|path| test.contains(&format!(":{DEFAULT_PORT}{path}"))),
         "api healthcheck `{test}` does not probe {LIVENESS_PATH} or {READINESS_PATH} on {DEFAULT_PORT}"
     );
 
     // Backing-service URLs point at the services defined here.
     for svc in [api, worker] {
-        for (var, host) in [
-            ("DATABASE_URL", "postgres"),
-            ("REDIS_URL", "redis"),
-            ("S3_ENDPOINT_URL", "s3"),
-        ] {
+        for (var, host) in [("DATABASE_URL", "postgres"), ("REDIS_URL", "redis"), ("S3_ENDPOINT_URL", "s3")] {
             let url = compose_env(svc, var).ok_or_else(|| format!("{var} not set"))?;
-            assert_eq!(
-                url_host(&url),
-                host,
-                "{var}={url} does not point at the `{host}` service"
-            );
+            assert_eq!(url_host(&url), host, "{var}={url} does not point at the `{host}` service");
         }
-        for var in [
-            "S3_BUCKET_NAME",
-            "S3_ACCESS_KEY_ID",
-            "S3_SECRET_ACCESS_KEY",
-            "S3_REGION",
-        ] {
+        for var in ["S3_BUCKET_NAME", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_REGION"] {
             assert!(compose_env(svc, var).is_some(), "{var} not set");
         }
     }
 
     // depends_on: every dependency exists; waiting for health needs a health check there.
     for (name, svc) in [("api", api), ("worker", worker)] {
-        let deps = at(svc, "depends_on")?
-            .as_mapping()
-            .ok_or("depends_on must be the long form")?;
+        let deps = at(svc, "depends_on")?.as_mapping().ok_or("depends_on must be the long form")?;
         for backing in ["postgres", "redis", "s3"] {
             let cond = deps
                 .get(backing)
@@ -498,9 +356,7 @@ fn compose_wires_api_workers_and_backing_services() -> TestResult {
         }
         for (dep, spec) in deps {
             let dep = dep.as_str().ok_or("depends_on key is not a string")?;
-            let dep_svc = services
-                .get(dep)
-                .ok_or_else(|| format!("{name} depends on unknown {dep}"))?;
+            let dep_svc = services.get(dep).ok_or_else(|| format!("{name} depends on unknown {dep}"))?;
             if spec.get("condition").and_then(|c| c.as_str()) == Some("service_healthy") {
                 assert!(
                     dep_svc.get("healthcheck").is_some(),
@@ -510,15 +366,9 @@ fn compose_wires_api_workers_and_backing_services() -> TestResult {
         }
     }
 
-    assert!(
-        str_at(&doc, "services.postgres.image")?.starts_with("postgres:16"),
-        "postgres should be postgres:16"
-    );
+    assert!(str_at(&doc, "services.postgres.image")?.starts_with("postgres:16"), "postgres should be postgres:16");
     let pg_test = words(at(services, "postgres.healthcheck.test")?).join(" ");
-    assert!(
-        pg_test.contains("pg_isready"),
-        "postgres healthcheck `{pg_test}` lacks pg_isready"
-    );
+    assert!(pg_test.contains("pg_isready"), "postgres healthcheck `{pg_test}` lacks pg_isready");
     assert!(str_at(&doc, "services.redis.image")?.starts_with("redis:7"));
     assert!(str_at(&doc, "services.s3.image")?.starts_with("minio/minio"));
 
@@ -535,10 +385,7 @@ fn compose_wires_api_workers_and_backing_services() -> TestResult {
         for vol in vols.iter().filter_map(|v| v.as_str()) {
             let source = vol.split(':').next().unwrap_or("");
             let is_path = source.starts_with(['.', '/', '$', '~']);
-            assert!(
-                is_path || declared.contains(source),
-                "{name:?}: volume `{source}` is not declared"
-            );
+            assert!(is_path || declared.contains(source), "{name:?}: volume `{source}` is not declared");
         }
     }
     Ok(())
@@ -553,13 +400,7 @@ fn container<'a>(deployment: &'a Yaml, name: &str) -> Result<&'a Yaml, String> {
     containers
         .iter()
         .find(|c| c.get("name").and_then(|n| n.as_str()) == Some(name))
-        .or_else(|| {
-            if containers.len() == 1 {
-                containers.first()
-            } else {
-                None
-            }
-        })
+        .or_else(|| if containers.len() == 1 { containers.first() } else { None })
         .ok_or_else(|| format!("no container `{name}`"))
 }
 
@@ -580,12 +421,7 @@ fn env_from_names(container: &Yaml, kind: &str) -> Vec<String> {
     container
         .get("envFrom")
         .and_then(|e| e.as_sequence())
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|i| i.get(kind)?.get("name")?.as_str().map(str::to_owned))
-                .collect()
-        })
+        .map(|items| items.iter().filter_map(|i| i.get(kind)?.get("name")?.as_str().map(str::to_owned)).collect())
         .unwrap_or_default()
 }
 
@@ -596,14 +432,9 @@ fn k8s_api_probes_ports_and_service_match_the_server() -> TestResult {
     let c = container(&api, "timbre")?;
     let port = u64::from(DEFAULT_PORT);
 
-    let container_ports: Vec<u64> = seq_at(c, "ports")?
-        .iter()
-        .filter_map(|p| p.get("containerPort").and_then(|v| v.as_u64()))
-        .collect();
-    assert!(
-        container_ports.contains(&port),
-        "containerPorts {container_ports:?} lack {port}"
-    );
+    let container_ports: Vec<u64> =
+        seq_at(c, "ports")?.iter().filter_map(|p| p.get("containerPort").and_then(|v| v.as_u64())).collect();
+    assert!(container_ports.contains(&port), "containerPorts {container_ports:?} lack {port}");
 
     assert_eq!(str_at(c, "livenessProbe.httpGet.path")?, LIVENESS_PATH);
     assert_eq!(str_at(c, "readinessProbe.httpGet.path")?, READINESS_PATH);
@@ -617,59 +448,31 @@ fn k8s_api_probes_ports_and_service_match_the_server() -> TestResult {
         assert_eq!(resolve_port(p, c), Some(port), "{probe} port {p:?}");
     }
     // Generous startup: at least a minute before liveness may kill the pod.
-    let budget =
-        u64_at(c, "startupProbe.periodSeconds")? * u64_at(c, "startupProbe.failureThreshold")?;
+    let budget = u64_at(c, "startupProbe.periodSeconds")? * u64_at(c, "startupProbe.failureThreshold")?;
     assert!(budget >= 60, "startupProbe allows only {budget}s");
 
     let args = words(at(c, "args")?);
-    assert!(
-        args.iter().any(|a| a == "serve"),
-        "api args {args:?} lack `serve`"
-    );
+    assert!(args.iter().any(|a| a == "serve"), "api args {args:?} lack `serve`");
 
     // Runs as the image's non-root user.
     let uid = dockerfile_user(&parse_dockerfile(&read("deploy/Dockerfile")?)).ok_or("no USER")?;
-    assert_eq!(
-        at(&api, "spec.template.spec.securityContext.runAsNonRoot")?.as_bool(),
-        Some(true)
-    );
-    assert_eq!(
-        u64_at(&api, "spec.template.spec.securityContext.runAsUser")?.to_string(),
-        uid
-    );
+    assert_eq!(at(&api, "spec.template.spec.securityContext.runAsNonRoot")?.as_bool(), Some(true));
+    assert_eq!(u64_at(&api, "spec.template.spec.securityContext.runAsUser")?.to_string(), uid);
 
     // The Service sends port 80 to the API pods' DEFAULT_PORT.
     let svc = yaml("deploy/k8s/service.yaml")?;
     assert_eq!(str_at(&svc, "kind")?, "Service");
     let svc_port = at(&svc, "spec.ports.0")?;
     assert_eq!(u64_at(svc_port, "port")?, 80);
-    assert_eq!(
-        resolve_port(at(svc_port, "targetPort")?, c),
-        Some(port),
-        "Service targetPort"
-    );
-    let labels = at(&api, "spec.template.metadata.labels")?
-        .as_mapping()
-        .ok_or("pod labels")?;
-    let selector = at(&svc, "spec.selector")?
-        .as_mapping()
-        .ok_or("Service selector")?;
+    assert_eq!(resolve_port(at(svc_port, "targetPort")?, c), Some(port), "Service targetPort");
+    let labels = at(&api, "spec.template.metadata.labels")?.as_mapping().ok_or("pod labels")?;
+    let selector = at(&svc, "spec.selector")?.as_mapping().ok_or("Service selector")?;
     for (k, v) in selector {
-        assert_eq!(
-            labels.get(k),
-            Some(v),
-            "Service selector {k:?}={v:?} does not match the API pods"
-        );
+        assert_eq!(labels.get(k), Some(v), "Service selector {k:?}={v:?} does not match the API pods");
     }
-    let dep_selector = at(&api, "spec.selector.matchLabels")?
-        .as_mapping()
-        .ok_or("matchLabels")?;
+    let dep_selector = at(&api, "spec.selector.matchLabels")?.as_mapping().ok_or("matchLabels")?;
     for (k, v) in dep_selector {
-        assert_eq!(
-            labels.get(k),
-            Some(v),
-            "Deployment selector does not match its pod template"
-        );
+        assert_eq!(labels.get(k), Some(v), "Deployment selector does not match its pod template");
     }
     Ok(())
 }
@@ -681,36 +484,20 @@ fn k8s_worker_hpa_config_and_kustomization_are_consistent() -> TestResult {
     let worker_name = str_at(&worker, "metadata.name")?;
     let wc = container(&worker, "timbre")?;
     let args = words(at(wc, "args")?);
-    assert!(
-        args.iter().any(|a| a == "worker"),
-        "worker args {args:?} lack `worker`"
-    );
+    assert!(args.iter().any(|a| a == "worker"), "worker args {args:?} lack `worker`");
 
     let hpa = yaml("deploy/k8s/hpa-worker.yaml")?;
     assert_eq!(str_at(&hpa, "apiVersion")?, "autoscaling/v2");
     assert_eq!(str_at(&hpa, "kind")?, "HorizontalPodAutoscaler");
     assert_eq!(str_at(&hpa, "spec.scaleTargetRef.kind")?, "Deployment");
-    assert_eq!(
-        str_at(&hpa, "spec.scaleTargetRef.apiVersion")?,
-        str_at(&worker, "apiVersion")?
-    );
-    assert_eq!(
-        str_at(&hpa, "spec.scaleTargetRef.name")?,
-        worker_name,
-        "HPA targets the wrong Deployment"
-    );
-    let on_cpu = seq_at(&hpa, "spec.metrics")?.iter().any(|m| {
-        m.get("resource")
-            .and_then(|r| r.get("name"))
-            .and_then(|n| n.as_str())
-            == Some("cpu")
-    });
+    assert_eq!(str_at(&hpa, "spec.scaleTargetRef.apiVersion")?, str_at(&worker, "apiVersion")?);
+    assert_eq!(str_at(&hpa, "spec.scaleTargetRef.name")?, worker_name, "HPA targets the wrong Deployment");
+    let on_cpu = seq_at(&hpa, "spec.metrics")?
+        .iter()
+        .any(|m| m.get("resource").and_then(|r| r.get("name")).and_then(|n| n.as_str()) == Some("cpu"));
     assert!(on_cpu, "HPA does not scale on CPU");
     // CPU utilization is relative to requests; without one the HPA can't compute it.
-    assert!(
-        at(wc, "resources.requests.cpu").is_ok(),
-        "worker has no CPU request"
-    );
+    assert!(at(wc, "resources.requests.cpu").is_ok(), "worker has no CPU request");
 
     // envFrom names resolve to the ConfigMap and the (example) Secret.
     let cm = yaml("deploy/k8s/configmap.yaml")?;
@@ -718,14 +505,8 @@ fn k8s_worker_hpa_config_and_kustomization_are_consistent() -> TestResult {
     let api = yaml("deploy/k8s/deployment-api.yaml")?;
     let ac = container(&api, "timbre")?;
     for c in [ac, wc] {
-        assert_eq!(
-            env_from_names(c, "configMapRef"),
-            vec![str_at(&cm, "metadata.name")?.to_owned()]
-        );
-        assert_eq!(
-            env_from_names(c, "secretRef"),
-            vec![str_at(&secret, "metadata.name")?.to_owned()]
-        );
+        assert_eq!(env_from_names(c, "configMapRef"), vec![str_at(&cm, "metadata.name")?.to_owned()]);
+        assert_eq!(env_from_names(c, "secretRef"), vec![str_at(&secret, "metadata.name")?.to_owned()]);
     }
     assert_eq!(
         yaml_port(at(&cm, "data.PORT")?),
@@ -735,32 +516,14 @@ fn k8s_worker_hpa_config_and_kustomization_are_consistent() -> TestResult {
 
     // kustomization lists every manifest except the example Secret, and nothing missing.
     let kustomization = yaml("deploy/k8s/kustomization.yaml")?;
-    let resources: BTreeSet<&str> = seq_at(&kustomization, "resources")?
-        .iter()
-        .filter_map(|r| r.as_str())
-        .collect();
+    let resources: BTreeSet<&str> = seq_at(&kustomization, "resources")?.iter().filter_map(|r| r.as_str()).collect();
     for file in &resources {
-        assert!(
-            repo_root().join("deploy/k8s").join(file).is_file(),
-            "kustomization lists missing {file}"
-        );
+        assert!(repo_root().join("deploy/k8s").join(file).is_file(), "kustomization lists missing {file}");
     }
-    for file in [
-        "configmap.yaml",
-        "deployment-api.yaml",
-        "deployment-worker.yaml",
-        "service.yaml",
-        "hpa-worker.yaml",
-    ] {
-        assert!(
-            resources.contains(file),
-            "kustomization does not list {file}"
-        );
+    for file in ["configmap.yaml", "deployment-api.yaml", "deployment-worker.yaml", "service.yaml", "hpa-worker.yaml"] {
+        assert!(resources.contains(file), "kustomization does not list {file}");
     }
-    assert!(
-        !resources.contains("secret.example.yaml"),
-        "placeholder Secret must not be applied"
-    );
+    assert!(!resources.contains("secret.example.yaml"), "placeholder Secret must not be applied");
     Ok(())
 }
 
@@ -769,25 +532,15 @@ fn dockerfile_reader_handles_continuations_comments_and_stages() {
     let parsed = parse_dockerfile(
         "# syntax=docker/dockerfile:1\nFROM a AS one\nRUN x \\\n  # inner comment\n  && y\n\nfrom b\nUSER 10001:10001\n",
     );
-    let summary: Vec<(usize, &str, &str)> = parsed
-        .iter()
-        .map(|i| (i.stage, i.keyword.as_str(), i.args.as_str()))
-        .collect();
+    let summary: Vec<(usize, &str, &str)> =
+        parsed.iter().map(|i| (i.stage, i.keyword.as_str(), i.args.as_str())).collect();
     assert_eq!(
         summary,
-        vec![
-            (1, "FROM", "a AS one"),
-            (1, "RUN", "x && y"),
-            (2, "FROM", "b"),
-            (2, "USER", "10001:10001")
-        ]
+        vec![(1, "FROM", "a AS one"), (1, "RUN", "x && y"), (2, "FROM", "b"), (2, "USER", "10001:10001")]
     );
     assert_eq!(dockerfile_user(&parsed).as_deref(), Some("10001"));
     assert_eq!(stage_name("a AS one").as_deref(), Some("one"));
-    assert_eq!(
-        exec_form(r#"["tini", "--", "/app/timbre"]"#),
-        vec!["tini", "--", "/app/timbre"]
-    );
+    assert_eq!(exec_form(r#"["tini", "--", "/app/timbre"]"#), vec!["tini", "--", "/app/timbre"]);
     assert_eq!(url_host("postgres://u:p@postgres:5432/db"), "postgres");
     assert_eq!(url_host("http://s3:9000"), "s3");
 }

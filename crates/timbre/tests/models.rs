@@ -12,10 +12,7 @@ use common::{Server, http_get};
 
 fn repo_models() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
-    assert!(
-        dir.join("silero-vad/model.toml").is_file(),
-        "run `make setup` (scripts/fetch-models) first"
-    );
+    assert!(dir.join("silero-vad/model.toml").is_file(), "run `make setup` (scripts/fetch-models) first");
     dir
 }
 
@@ -65,13 +62,7 @@ fn a_deleted_model_file_fails_only_that_model() {
     let ced = &h["models"]["ced-tiny"];
     assert_eq!(ced["state"], "failed");
     let missing = dir.path().join("ced-tiny").join("tiny.onnx");
-    assert!(
-        ced["reason"]
-            .as_str()
-            .unwrap()
-            .contains(&missing.display().to_string()),
-        "reason names the path: {ced}"
-    );
+    assert!(ced["reason"].as_str().unwrap().contains(&missing.display().to_string()), "reason names the path: {ced}");
     assert_eq!(h["ready"], false, "ced-tiny is required");
     assert_eq!(http_get(&addr, "/readyz", &[]).0, 503);
 
@@ -82,12 +73,7 @@ fn a_deleted_model_file_fails_only_that_model() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| {
-            (
-                m["id"].as_str().unwrap().to_string(),
-                m["state"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|m| (m["id"].as_str().unwrap().to_string(), m["state"].as_str().unwrap().to_string()))
         .collect();
     assert_eq!(
         states,
@@ -106,14 +92,7 @@ fn every_fetched_model_becomes_ready() {
     let h = settled_health(&addr);
     assert_eq!(h["status"], "healthy", "{h}");
     assert_eq!(h["ready"], true);
-    for name in [
-        "whisper-tiny.en",
-        "silero-vad",
-        "piper-en_US-joe-medium",
-        "ced-tiny",
-        "beatnet",
-        "hibari",
-    ] {
+    for name in ["whisper-tiny.en", "silero-vad", "piper-en_US-joe-medium", "ced-tiny", "beatnet", "hibari"] {
         assert_eq!(h["models"][name]["state"], "ready", "{name}: {h}");
     }
     assert_eq!(http_get(&addr, "/readyz", &[]).0, 200);
@@ -139,22 +118,13 @@ fn a_missing_onnx_runtime_fails_onnx_models_and_the_server_keeps_serving() {
     for name in ["silero-vad", "whisper-tiny.en"] {
         std::os::unix::fs::symlink(models.join(name), dir.path().join(name)).unwrap();
     }
-    let (mut server, addr, _) = Server::start(
-        &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")],
-        dir.path(),
-    );
+    let (mut server, addr, _) = Server::start(&[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")], dir.path());
     let h = settled_health(&addr);
     let vad = &h["models"]["silero-vad"];
     assert_eq!(vad["state"], "failed", "{h}");
     let reason = vad["reason"].as_str().unwrap();
-    assert!(
-        reason.contains("ONNX Runtime") && reason.contains("/nonexistent/libonnxruntime.so"),
-        "{reason}"
-    );
-    assert_eq!(
-        h["models"]["whisper-tiny.en"]["state"], "ready",
-        "CTranslate2 weights do not need ONNX Runtime"
-    );
+    assert!(reason.contains("ONNX Runtime") && reason.contains("/nonexistent/libonnxruntime.so"), "{reason}");
+    assert_eq!(h["models"]["whisper-tiny.en"]["state"], "ready", "CTranslate2 weights do not need ONNX Runtime");
     assert_eq!(http_get(&addr, "/ping", &[]).0, 200);
     assert_eq!(server.sigterm(), 0);
 }
@@ -170,8 +140,7 @@ fn verify_deploy_passes_on_a_healthy_server_and_names_what_fails() {
     settled_health(&addr);
     let url = format!("http://{addr}");
 
-    let (code, out, _) =
-        common::stdout_of(common::timbre().args(["verify-deploy", &url, "--token", "deploy-tok"]));
+    let (code, out, _) = common::stdout_of(common::timbre().args(["verify-deploy", &url, "--token", "deploy-tok"]));
     assert_eq!(code, 0, "{out}");
     for line in [
         "✅ connectivity",
@@ -185,16 +154,11 @@ fn verify_deploy_passes_on_a_healthy_server_and_names_what_fails() {
         assert!(out.contains(line), "missing `{line}` in:\n{out}");
     }
 
-    let (code, out, _) =
-        common::stdout_of(common::timbre().args(["verify-deploy", &url, "--token", "wrong"]));
+    let (code, out, _) = common::stdout_of(common::timbre().args(["verify-deploy", &url, "--token", "wrong"]));
     assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains("❌ auth: key accepted") && out.contains("❌ websocket"),
-        "{out}"
-    );
+    assert!(out.contains("❌ auth: key accepted") && out.contains("❌ websocket"), "{out}");
 
-    let (code, out, _) =
-        common::stdout_of(common::timbre().args(["verify-deploy", "http://127.0.0.1:1"]));
+    let (code, out, _) = common::stdout_of(common::timbre().args(["verify-deploy", "http://127.0.0.1:1"]));
     assert_eq!(code, 1);
     assert!(out.contains("❌ connectivity"), "{out}");
     assert_eq!(server.sigterm(), 0);

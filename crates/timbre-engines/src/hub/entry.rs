@@ -56,10 +56,7 @@ impl FromStr for ModelSource {
             let rest = rest.trim_start_matches("//");
             return RepoRef::from_str(rest)
                 .map(ModelSource::Hub)
-                .map_err(|e| EntryError::Source {
-                    input: s.to_string(),
-                    reason: e.to_string(),
-                });
+                .map_err(|e| EntryError::Source { input: s.to_string(), reason: e.to_string() });
         }
         if s.is_empty() {
             return Err(EntryError::Source {
@@ -138,9 +135,7 @@ impl EntryFile {
         if let EntryFile::Spec(FileSpec { role: Some(r), .. }) = self {
             return Some(r.clone());
         }
-        let ext = Path::new(self.path())
-            .extension()
-            .map(|e| e.to_string_lossy().to_ascii_lowercase())?;
+        let ext = Path::new(self.path()).extension().map(|e| e.to_string_lossy().to_ascii_lowercase())?;
         match ext.as_str() {
             "onnx" => Some("onnx".into()),
             "safetensors" | "ckpt" | "bin" | "pt" | "pth" | "gguf" => Some("weights".into()),
@@ -151,9 +146,7 @@ impl EntryFile {
 
     pub fn sha256(&self) -> Option<&str> {
         match self {
-            EntryFile::Spec(FileSpec {
-                sha256: Some(s), ..
-            }) => Some(s),
+            EntryFile::Spec(FileSpec { sha256: Some(s), .. }) => Some(s),
             _ => None,
         }
     }
@@ -197,36 +190,24 @@ impl ModelEntry {
     /// Check what serde cannot: names, file paths, pins. Config loading should call this so a
     /// typo fails at start-up, not after a download.
     pub fn validate(&self) -> Result<(), EntryError> {
-        let bad = |reason: String| EntryError::Invalid {
-            name: self.name.clone(),
-            reason,
-        };
+        let bad = |reason: String| EntryError::Invalid { name: self.name.clone(), reason };
         if self.name.is_empty()
             || self.name.starts_with('.')
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         {
-            return Err(bad(
-                "`name` must be letters, digits, `-`, `_` and `.`".into()
-            ));
+            return Err(bad("`name` must be letters, digits, `-`, `_` and `.`".into()));
         }
         if self.family.trim().is_empty() || self.capability.trim().is_empty() {
             return Err(bad("`family` and `capability` must be set".into()));
         }
         if matches!(self.source, ModelSource::Hub(_)) && self.files.is_empty() {
-            return Err(bad(
-                "an `hf:` source needs `files`, the repository files to fetch".into(),
-            ));
+            return Err(bad("an `hf:` source needs `files`, the repository files to fetch".into()));
         }
         let mut seen = BTreeSet::new();
         for f in &self.files {
             let p = f.path();
             if !manifest::is_safe_relative(p) || p.contains('\\') {
-                return Err(bad(format!(
-                    "file `{p}` must be a relative path inside the model"
-                )));
+                return Err(bad(format!("file `{p}` must be a relative path inside the model")));
             }
             if p == "model.toml" {
                 return Err(bad("`model.toml` is written by timbre, not fetched".into()));
@@ -359,11 +340,7 @@ impl Registry {
     /// [`Registry::load_all`] like any discovered one. On error the model is `failed` with a
     /// reason that starts with `hf:<repo>` and the same reason is returned. A configured token
     /// is checked (`whoami`) before anything is downloaded.
-    pub async fn fetch_hub_model(
-        &self,
-        entry: &ModelEntry,
-        hub: &HubClient,
-    ) -> Result<Manifest, String> {
+    pub async fn fetch_hub_model(&self, entry: &ModelEntry, hub: &HubClient) -> Result<Manifest, String> {
         let name = entry.name.as_str();
         let mut status = entry.status(ModelState::Downloading, None);
         status.progress = Some(0.0);
@@ -378,9 +355,7 @@ impl Registry {
             return Err(fail(format!("{}: not an `hf:` source", entry.source)));
         };
         let label = format!("hf:{repo}");
-        entry
-            .validate()
-            .map_err(|e| fail(format!("{label}: {e}")))?;
+        entry.validate().map_err(|e| fail(format!("{label}: {e}")))?;
 
         if hub.has_token() && !hub.settings().offline {
             match hub.validate_token().await {
@@ -396,10 +371,7 @@ impl Registry {
         // before gigabytes of the first one are fetched.
         let mut located = Vec::with_capacity(entry.files.len());
         for f in &entry.files {
-            let l = hub
-                .locate(repo, f.path())
-                .await
-                .map_err(|e| fail(format!("{label}: {e}")))?;
+            let l = hub.locate(repo, f.path()).await.map_err(|e| fail(format!("{label}: {e}")))?;
             located.push(l);
         }
         let sizes: Vec<Option<u64>> = located
@@ -411,9 +383,7 @@ impl Registry {
             .collect();
         let total: Option<u64> = sizes.iter().copied().sum();
         let files_n = entry.files.len().max(1) as f64;
-        let throttle = Throttle {
-            last: Mutex::new(None),
-        };
+        let throttle = Throttle { last: Mutex::new(None) };
 
         let mut fetched: Vec<CachedFile> = Vec::with_capacity(located.len());
         let mut base = 0u64;
@@ -428,17 +398,13 @@ impl Registry {
                         let fraction = match total {
                             Some(t) if t > 0 => (base + done) as f64 / t as f64,
                             _ => {
-                                let within = size
-                                    .filter(|s| *s > 0)
-                                    .map_or(0.0, |s| done as f64 / s as f64);
+                                let within = size.filter(|s| *s > 0).map_or(0.0, |s| done as f64 / s as f64);
                                 (i as f64 + within) / files_n
                             }
                         };
                         self.set_progress(name, Some(fraction.clamp(0.0, 1.0) as f32));
                     };
-                    hub.fetch(&at, f.path(), &meta, &report)
-                        .await
-                        .map_err(|e| fail(format!("{label}: {e}")))?
+                    hub.fetch(&at, f.path(), &meta, &report).await.map_err(|e| fail(format!("{label}: {e}")))?
                 }
             };
             base += cached.size;
@@ -446,9 +412,7 @@ impl Registry {
         }
         self.set_progress(name, Some(1.0));
 
-        let manifest = write_manifest(entry, repo, &fetched)
-            .await
-            .map_err(|e| fail(format!("{label}: {e}")))?;
+        let manifest = write_manifest(entry, repo, &fetched).await.map_err(|e| fail(format!("{label}: {e}")))?;
         self.mark_loading(name);
         tracing::info!(model = name, source = %label, dir = %manifest.dir.display(), "model files ready");
         Ok(manifest)
@@ -473,11 +437,7 @@ impl Registry {
     /// entry whose name is already registered (e.g. found in `models_dir`) is ignored with a
     /// registry problem. Call after [`Registry::discover`] and pass the union to
     /// [`Registry::load_all`].
-    pub async fn prepare_entries(
-        &self,
-        entries: &[ModelEntry],
-        hub: Option<&HubClient>,
-    ) -> Vec<Manifest> {
+    pub async fn prepare_entries(&self, entries: &[ModelEntry], hub: Option<&HubClient>) -> Vec<Manifest> {
         let mut names: BTreeSet<String> = self.snapshot().models.keys().cloned().collect();
         let mut plan = Vec::new();
         let mut queued = Vec::new();
@@ -491,10 +451,9 @@ impl Registry {
             }
             match &entry.source {
                 ModelSource::Hub(_) => {
-                    self.update(entry.status(
-                        ModelState::Absent,
-                        Some(format!("waiting to download from {}", entry.source)),
-                    ));
+                    self.update(
+                        entry.status(ModelState::Absent, Some(format!("waiting to download from {}", entry.source))),
+                    );
                     queued.push(entry);
                 }
                 ModelSource::Local(_) => match entry.local_manifest() {
@@ -513,13 +472,12 @@ impl Registry {
                         plan.push(m);
                     }
                 }
-                None => self.update(entry.status(
-                    ModelState::Failed,
-                    Some(format!(
-                        "{}: no Hugging Face client configured",
-                        entry.source
-                    )),
-                )),
+                None => {
+                    self.update(entry.status(
+                        ModelState::Failed,
+                        Some(format!("{}: no Hugging Face client configured", entry.source)),
+                    ))
+                }
             }
         }
         plan
@@ -527,11 +485,7 @@ impl Registry {
 }
 
 /// Write `snapshots/<commit>/model.toml` for the fetched files and read it back.
-async fn write_manifest(
-    entry: &ModelEntry,
-    repo: &RepoRef,
-    fetched: &[CachedFile],
-) -> Result<Manifest, String> {
+async fn write_manifest(entry: &ModelEntry, repo: &RepoRef, fetched: &[CachedFile]) -> Result<Manifest, String> {
     let Some(first) = fetched.first() else {
         return Err("no files".into());
     };
@@ -556,17 +510,9 @@ async fn write_manifest(
                 actual: sha256,
             }
             .to_string()
-            .replace(
-                "; the download was deleted",
-                " (pinned in [[models]]; the hub serves different content)",
-            ));
+            .replace("; the download was deleted", " (pinned in [[models]]; the hub serves different content)"));
         }
-        files.push(FileOut {
-            path: spec.path().to_string(),
-            role: spec.role(),
-            sha256,
-            bytes: cached.size,
-        });
+        files.push(FileOut { path: spec.path().to_string(), role: spec.role(), sha256, bytes: cached.size });
     }
     let out = ManifestOut {
         name: &entry.name,
@@ -577,11 +523,7 @@ async fn write_manifest(
         license: entry.license.as_deref(),
         description: entry.description.as_deref(),
         labels: entry.labels.as_deref(),
-        source: SourceOut {
-            registry: "huggingface",
-            package: &repo.repo,
-            version: &first.commit,
-        },
+        source: SourceOut { registry: "huggingface", package: &repo.repo, version: &first.commit },
         files,
     };
     let body = toml::to_string(&out).map_err(|e| format!("cannot write model.toml: {e}"))?;
@@ -598,14 +540,11 @@ async fn sha256_file(path: PathBuf) -> Result<String, String> {
     tokio::task::spawn_blocking(move || {
         use sha2::{Digest, Sha256};
         use std::io::Read;
-        let mut f = std::fs::File::open(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut f = std::fs::File::open(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let mut h = Sha256::new();
         let mut buf = vec![0u8; 1 << 16];
         loop {
-            let n = f
-                .read(&mut buf)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let n = f.read(&mut buf).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             if n == 0 {
                 break;
             }
@@ -646,26 +585,18 @@ mod tests {
         "#;
         let f: File = toml::from_str(text).unwrap();
         let sa = &f.models[0];
-        let ModelSource::Hub(r) = &sa.source else {
-            panic!("hub source")
-        };
+        let ModelSource::Hub(r) = &sa.source else { panic!("hub source") };
         assert_eq!(r.repo, "stabilityai/stable-audio-open-1.0");
         assert_eq!(r.revision, "main");
         assert!(!sa.required);
         assert_eq!(sa.files[0].role().as_deref(), Some("config"));
         assert_eq!(sa.files[1].role().as_deref(), Some("weights"));
         sa.validate().unwrap();
-        assert_eq!(
-            f.models[1].source,
-            ModelSource::Local(PathBuf::from("models/silero-vad"))
-        );
+        assert_eq!(f.models[1].source, ModelSource::Local(PathBuf::from("models/silero-vad")));
         assert!(f.models[1].required, "required defaults to true");
 
         // Round trip through Serialize (what `config show` prints).
-        let back = toml::to_string(&File2 {
-            models: f.models.clone(),
-        })
-        .unwrap();
+        let back = toml::to_string(&File2 { models: f.models.clone() }).unwrap();
         assert!(back.contains("source = \"hf:stabilityai/stable-audio-open-1.0\""));
         let again: File = toml::from_str(&back).unwrap();
         assert_eq!(again.models, f.models);
@@ -682,17 +613,11 @@ mod tests {
             "hf:org/m@v1".parse::<ModelSource>().unwrap(),
             ModelSource::Hub(RepoRef::new("org/m", Some("v1")).unwrap())
         );
-        assert_eq!(
-            "hf:org/m@v1".parse::<ModelSource>().unwrap().to_string(),
-            "hf:org/m@v1"
-        );
+        assert_eq!("hf:org/m@v1".parse::<ModelSource>().unwrap().to_string(), "hf:org/m@v1");
         assert!("hf:".parse::<ModelSource>().is_err());
         assert!("hf:a/b/c".parse::<ModelSource>().is_err());
         assert!("".parse::<ModelSource>().is_err());
-        assert_eq!(
-            "./m".parse::<ModelSource>().unwrap(),
-            ModelSource::Local(PathBuf::from("./m"))
-        );
+        assert_eq!("./m".parse::<ModelSource>().unwrap(), ModelSource::Local(PathBuf::from("./m")));
     }
 
     #[test]
@@ -717,23 +642,16 @@ mod tests {
         };
         assert!(with(&|e| e.files.clear()).contains("needs `files`"));
         assert!(with(&|e| e.files = vec![EntryFile::Path("../x".into())]).contains("relative"));
-        assert!(
-            with(&|e| e.files = vec![EntryFile::Path("model.toml".into())])
-                .contains("written by timbre")
-        );
+        assert!(with(&|e| e.files = vec![EntryFile::Path("model.toml".into())]).contains("written by timbre"));
         assert!(with(&|e| e.name = "a b".into()).contains("`name`"));
         assert!(with(&|e| e.files.push(EntryFile::Path("a.onnx".into()))).contains("twice"));
         assert!(
-            with(&|e| e.files = vec![EntryFile::Spec(FileSpec {
-                path: "a".into(),
-                role: None,
-                sha256: Some("abc".into())
-            })])
+            with(&|e| e.files =
+                vec![EntryFile::Spec(FileSpec { path: "a".into(), role: None, sha256: Some("abc".into()) })])
             .contains("64 hex")
         );
-        let unknown: Result<File, _> = toml::from_str(
-            "[[models]]\nname='x'\nsource='hf:o/m'\nfamily='f'\ncapability='c'\nfile=['a']\n",
-        );
+        let unknown: Result<File, _> =
+            toml::from_str("[[models]]\nname='x'\nsource='hf:o/m'\nfamily='f'\ncapability='c'\nfile=['a']\n");
         assert!(unknown.is_err(), "unknown keys are rejected");
     }
 

@@ -127,63 +127,25 @@ pub enum HubError {
     #[error(
         "access to {repo} is forbidden (HTTP 403): gated repo: accept the license on the hub at {url} while logged in as the token's owner, or use a token with read access to it{detail}"
     )]
-    Forbidden {
-        repo: String,
-        url: String,
-        detail: String,
-    },
+    Forbidden { repo: String, url: String, detail: String },
     #[error("`{file}` not found in {repo} at revision `{revision}` (HTTP 404{detail})")]
-    NotFound {
-        repo: String,
-        file: String,
-        revision: String,
-        detail: String,
-    },
+    NotFound { repo: String, file: String, revision: String, detail: String },
     #[error("cannot reach the Hugging Face hub at {endpoint}: {reason}")]
     Unreachable { endpoint: String, reason: String },
     #[error(
         "download of `{file}` from {repo} was interrupted after {received} bytes ({reason}); the next attempt resumes from there"
     )]
-    Interrupted {
-        repo: String,
-        file: String,
-        received: u64,
-        reason: String,
-    },
-    #[error(
-        "checksum mismatch for `{file}`: expected sha256 {expected}, got {actual}; the download was deleted"
-    )]
-    ChecksumMismatch {
-        file: String,
-        expected: String,
-        actual: String,
-    },
+    Interrupted { repo: String, file: String, received: u64, reason: String },
+    #[error("checksum mismatch for `{file}`: expected sha256 {expected}, got {actual}; the download was deleted")]
+    ChecksumMismatch { file: String, expected: String, actual: String },
     #[error("`{file}` in {repo} is {size} bytes, over the limit of {max} bytes")]
-    TooLarge {
-        repo: String,
-        file: String,
-        size: u64,
-        max: u64,
-    },
+    TooLarge { repo: String, file: String, size: u64, max: u64 },
     #[error("`{file}` from {repo} arrived with {actual} bytes, the hub announced {expected}")]
-    SizeMismatch {
-        repo: String,
-        file: String,
-        expected: u64,
-        actual: u64,
-    },
+    SizeMismatch { repo: String, file: String, expected: u64, actual: u64 },
     #[error("offline: `{file}` of {repo} is not in the cache at {cache}")]
-    NotCached {
-        repo: String,
-        file: String,
-        cache: PathBuf,
-    },
+    NotCached { repo: String, file: String, cache: PathBuf },
     #[error("unexpected HTTP {status} from the hub for {url}{detail}")]
-    Http {
-        status: u16,
-        url: String,
-        detail: String,
-    },
+    Http { status: u16, url: String, detail: String },
     #[error("unusable answer from the hub for {url}: {reason}")]
     Protocol { url: String, reason: String },
     #[error("invalid Hugging Face repository `{input}`: {reason}")]
@@ -222,10 +184,7 @@ impl RepoRef {
             Some(rev) => format!("{repo}@{rev}"),
             None => repo.to_string(),
         };
-        let bad = |reason: &str| HubError::InvalidRepo {
-            input: input.clone(),
-            reason: reason.to_string(),
-        };
+        let bad = |reason: &str| HubError::InvalidRepo { input: input.clone(), reason: reason.to_string() };
         let parts: Vec<&str> = repo.split('/').collect();
         if parts.is_empty() || parts.len() > 2 {
             return Err(bad("expected `org/repo`"));
@@ -235,30 +194,21 @@ impl RepoRef {
                 || *part == "."
                 || part.contains("..")
                 || part.starts_with(['-', '.'])
-                || !part
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                || !part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             {
-                return Err(bad(
-                    "expected `org/repo` made of letters, digits, `-`, `_` and `.`",
-                ));
+                return Err(bad("expected `org/repo` made of letters, digits, `-`, `_` and `.`"));
             }
         }
         let revision = revision.unwrap_or(DEFAULT_REVISION);
         if revision.is_empty()
             || revision.starts_with('/')
             || revision.ends_with('/')
-            || revision
-                .split('/')
-                .any(|c| c.is_empty() || c == "." || c == "..")
+            || revision.split('/').any(|c| c.is_empty() || c == "." || c == "..")
             || revision.chars().any(|c| c.is_control() || c == '\\')
         {
             return Err(bad("invalid revision"));
         }
-        Ok(Self {
-            repo: repo.to_string(),
-            revision: revision.to_string(),
-        })
+        Ok(Self { repo: repo.to_string(), revision: revision.to_string() })
     }
 
     /// The revision is a full commit hash, so what it names can never change.
@@ -353,9 +303,7 @@ pub struct HubClient {
 
 impl fmt::Debug for HubClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HubClient")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
+        f.debug_struct("HubClient").field("settings", &self.settings).finish_non_exhaustive()
     }
 }
 
@@ -368,14 +316,10 @@ impl HubClient {
     pub fn new(settings: HubSettings) -> Result<Self, HubError> {
         let mut endpoint_text = settings.endpoint.trim().trim_end_matches('/').to_string();
         endpoint_text.push('/');
-        let endpoint = Url::parse(&endpoint_text).map_err(|e| {
-            HubError::Client(format!("invalid hub endpoint `{}`: {e}", settings.endpoint))
-        })?;
+        let endpoint = Url::parse(&endpoint_text)
+            .map_err(|e| HubError::Client(format!("invalid hub endpoint `{}`: {e}", settings.endpoint)))?;
         if !matches!(endpoint.scheme(), "http" | "https") {
-            return Err(HubError::Client(format!(
-                "invalid hub endpoint `{}`: not http(s)",
-                settings.endpoint
-            )));
+            return Err(HubError::Client(format!("invalid hub endpoint `{}`: not http(s)", settings.endpoint)));
         }
         let token = match settings.token.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -399,14 +343,7 @@ impl HubClient {
             .read_timeout(settings.timeout)
             .build()
             .map_err(|e| HubError::Client(e.to_string()))?;
-        Ok(Self {
-            settings,
-            endpoint,
-            token,
-            http,
-            resolved: Mutex::new(HashMap::new()),
-            token_user: Mutex::new(None),
-        })
+        Ok(Self { settings, endpoint, token, http, resolved: Mutex::new(HashMap::new()), token_user: Mutex::new(None) })
     }
 
     pub fn settings(&self) -> &HubSettings {
@@ -427,12 +364,7 @@ impl HubClient {
         let Some(token) = self.token.clone() else {
             return Err(HubError::NoToken);
         };
-        if let Some(user) = self
-            .token_user
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-        {
+        if let Some(user) = self.token_user.lock().unwrap_or_else(PoisonError::into_inner).clone() {
             return Ok(user);
         }
         let url = self.join(&["api", "whoami-v2"])?;
@@ -446,60 +378,34 @@ impl HubClient {
             .map_err(|e| self.unreachable(&e))?;
         match resp.status() {
             s if s.is_success() => {
-                let body: serde_json::Value =
-                    resp.json().await.map_err(|e| HubError::Protocol {
-                        url: url.to_string(),
-                        reason: format!("whoami answer is not JSON: {e}"),
-                    })?;
-                let user = body
-                    .get("name")
-                    .and_then(|n| n.as_str())
-                    .unwrap_or("unknown")
-                    .to_string();
-                *self
-                    .token_user
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(user.clone());
+                let body: serde_json::Value = resp.json().await.map_err(|e| HubError::Protocol {
+                    url: url.to_string(),
+                    reason: format!("whoami answer is not JSON: {e}"),
+                })?;
+                let user = body.get("name").and_then(|n| n.as_str()).unwrap_or("unknown").to_string();
+                *self.token_user.lock().unwrap_or_else(PoisonError::into_inner) = Some(user.clone());
                 Ok(user)
             }
-            StatusCode::UNAUTHORIZED => Err(HubError::BadToken {
-                endpoint: self.endpoint_text(),
-            }),
+            StatusCode::UNAUTHORIZED => Err(HubError::BadToken { endpoint: self.endpoint_text() }),
             s if s.is_server_error() => Err(HubError::Unreachable {
                 endpoint: self.endpoint_text(),
                 reason: format!("the hub answered HTTP {}", s.as_u16()),
             }),
-            s => Err(HubError::Http {
-                status: s.as_u16(),
-                url: url.to_string(),
-                detail: error_detail(resp.headers()),
-            }),
+            s => Err(HubError::Http { status: s.as_u16(), url: url.to_string(), detail: error_detail(resp.headers()) }),
         }
     }
 
     /// Download `file` of `repo` into the cache (or find it there) and return its snapshot path.
     /// `progress(done, total)` is called as bytes arrive (`total` when the hub announced it).
-    pub async fn download<F>(
-        &self,
-        repo: &RepoRef,
-        file: &str,
-        progress: F,
-    ) -> Result<PathBuf, HubError>
+    pub async fn download<F>(&self, repo: &RepoRef, file: &str, progress: F) -> Result<PathBuf, HubError>
     where
         F: Fn(u64, Option<u64>) + Send + Sync,
     {
-        self.download_file(repo, file, progress)
-            .await
-            .map(|c| c.path)
+        self.download_file(repo, file, progress).await.map(|c| c.path)
     }
 
     /// [`download`](Self::download), returning what the cache knows about the file.
-    pub async fn download_file<F>(
-        &self,
-        repo: &RepoRef,
-        file: &str,
-        progress: F,
-    ) -> Result<CachedFile, HubError>
+    pub async fn download_file<F>(&self, repo: &RepoRef, file: &str, progress: F) -> Result<CachedFile, HubError>
     where
         F: Fn(u64, Option<u64>) + Send + Sync,
     {
@@ -549,8 +455,7 @@ impl HubClient {
             }
             if status.is_success() {
                 if size.is_none() {
-                    size = header_str(headers, header::CONTENT_LENGTH.as_str())
-                        .and_then(|s| s.parse().ok());
+                    size = header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|s| s.parse().ok());
                 }
                 break;
             }
@@ -561,15 +466,8 @@ impl HubClient {
             reason: "no ETag or X-Linked-Etag header".into(),
         })?;
         // The etag names a file in blobs/: nothing that could leave that directory.
-        if etag.starts_with('.')
-            || !etag
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            return Err(HubError::Protocol {
-                url: url.to_string(),
-                reason: format!("unusable ETag `{etag}`"),
-            });
+        if etag.starts_with('.') || !etag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+            return Err(HubError::Protocol { url: url.to_string(), reason: format!("unusable ETag `{etag}`") });
         }
         Ok(FileMeta { etag, commit, size })
     }
@@ -615,20 +513,15 @@ impl HubClient {
             return Ok(Located::Cached(cached));
         }
         if self.settings.offline {
-            return self.cached(repo, file).map(Located::Cached).ok_or_else(|| {
-                HubError::NotCached {
-                    repo: repo.to_string(),
-                    file: file.to_string(),
-                    cache: self.repo_dir(repo),
-                }
+            return self.cached(repo, file).map(Located::Cached).ok_or_else(|| HubError::NotCached {
+                repo: repo.to_string(),
+                file: file.to_string(),
+                cache: self.repo_dir(repo),
             });
         }
         // Later files of a repository come from the commit its first file resolved to.
         let effective = match &memo {
-            Some(commit) => RepoRef {
-                repo: repo.repo.clone(),
-                revision: commit.clone(),
-            },
+            Some(commit) => RepoRef { repo: repo.repo.clone(), revision: commit.clone() },
             None => repo.clone(),
         };
         let meta = match self.metadata(&effective, file).await {
@@ -651,10 +544,7 @@ impl HubClient {
             }
             Err(e) => return Err(e),
         };
-        let commit = meta
-            .commit
-            .clone()
-            .unwrap_or_else(|| effective.revision.clone());
+        let commit = meta.commit.clone().unwrap_or_else(|| effective.revision.clone());
         self.remember(repo, &commit)?;
         let dir = self.repo_dir(repo);
         let blob = dir.join("blobs").join(&meta.etag);
@@ -670,10 +560,7 @@ impl HubClient {
                 size: stat.len(),
             }));
         }
-        let repo = RepoRef {
-            repo: repo.repo.clone(),
-            revision: commit,
-        };
+        let repo = RepoRef { repo: repo.repo.clone(), revision: commit };
         Ok(Located::Remote { repo, meta })
     }
 
@@ -682,9 +569,7 @@ impl HubClient {
         if commit.is_empty()
             || commit.starts_with('/')
             || commit.contains('\\')
-            || commit
-                .split('/')
-                .any(|c| c.is_empty() || c == "." || c == "..")
+            || commit.split('/').any(|c| c.is_empty() || c == "." || c == "..")
         {
             return Err(HubError::Protocol {
                 url: self.endpoint_text(),
@@ -694,10 +579,7 @@ impl HubClient {
         self.resolved
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                (repo.repo.clone(), repo.revision.clone()),
-                commit.to_string(),
-            );
+            .insert((repo.repo.clone(), repo.revision.clone()), commit.to_string());
         if repo.revision != commit {
             let refs = self.repo_dir(repo).join("refs").join(&repo.revision);
             write_atomic(&refs, commit.as_bytes())?;
@@ -707,13 +589,7 @@ impl HubClient {
 
     /// Download a blob into `blobs/<etag>` (resuming a partial one) and link it into the
     /// snapshot of `repo.revision` (a commit here).
-    async fn fetch<F>(
-        &self,
-        repo: &RepoRef,
-        file: &str,
-        meta: &FileMeta,
-        progress: &F,
-    ) -> Result<CachedFile, HubError>
+    async fn fetch<F>(&self, repo: &RepoRef, file: &str, meta: &FileMeta, progress: &F) -> Result<CachedFile, HubError>
     where
         F: Fn(u64, Option<u64>) + Send + Sync,
     {
@@ -729,9 +605,7 @@ impl HubClient {
         }
         let dir = self.repo_dir(repo);
         let blobs = dir.join("blobs");
-        tokio::fs::create_dir_all(&blobs)
-            .await
-            .map_err(HubError::io(format!("cannot create {}", blobs.display())))?;
+        tokio::fs::create_dir_all(&blobs).await.map_err(HubError::io(format!("cannot create {}", blobs.display())))?;
         let _lock = lock_blob(&dir, &meta.etag).await?;
         let blob = blobs.join(&meta.etag);
         let partial = blobs.join(format!("{}.incomplete", meta.etag));
@@ -781,15 +655,10 @@ impl HubClient {
             }
             tokio::fs::rename(&partial, &blob)
                 .await
-                .map_err(HubError::io(format!(
-                    "cannot move {} into place",
-                    partial.display()
-                )))?;
+                .map_err(HubError::io(format!("cannot move {} into place", partial.display())))?;
         }
-        let size = tokio::fs::metadata(&blob)
-            .await
-            .map_err(HubError::io(format!("cannot stat {}", blob.display())))?
-            .len();
+        let size =
+            tokio::fs::metadata(&blob).await.map_err(HubError::io(format!("cannot stat {}", blob.display())))?.len();
         let path = link_snapshot(&dir, &repo.revision, file, &meta.etag)?;
         tracing::info!(repo = %repo.repo, file, commit = %repo.revision, bytes = size, "downloaded from the Hugging Face hub");
         Ok(CachedFile {
@@ -832,8 +701,8 @@ impl HubClient {
         if let Some(r) = &resp {
             match r.status() {
                 StatusCode::PARTIAL_CONTENT => {
-                    let start = header_str(r.headers(), header::CONTENT_RANGE.as_str())
-                        .and_then(|cr| content_range_start(&cr));
+                    let start =
+                        header_str(r.headers(), header::CONTENT_RANGE.as_str()).and_then(|cr| content_range_start(&cr));
                     if start.is_some_and(|s| s != existing) {
                         let _ = tokio::fs::remove_file(partial).await;
                         return Err(HubError::Interrupted {
@@ -850,8 +719,7 @@ impl HubClient {
                         repo: repo.repo.clone(),
                         file: file.to_string(),
                         received: 0,
-                        reason: "the partial download is not a prefix of the file; starting over"
-                            .into(),
+                        reason: "the partial download is not a prefix of the file; starting over".into(),
                     });
                 }
                 _ => {
@@ -874,9 +742,7 @@ impl HubClient {
             .open(partial)
             .await
             .map_err(io_err("cannot open"))?;
-        out.set_len(existing)
-            .await
-            .map_err(io_err("cannot resize"))?;
+        out.set_len(existing).await.map_err(io_err("cannot resize"))?;
         let mut hasher = Sha256::new();
         if existing > 0 {
             let mut buf = vec![0u8; 1 << 16];
@@ -903,13 +769,11 @@ impl HubClient {
                                 max: self.settings.max_bytes,
                             })
                         } else {
-                            meta.size.filter(|&size| next > size).map(|expected| {
-                                HubError::SizeMismatch {
-                                    repo: repo.repo.clone(),
-                                    file: file.to_string(),
-                                    expected,
-                                    actual: next,
-                                }
+                            meta.size.filter(|&size| next > size).map(|expected| HubError::SizeMismatch {
+                                repo: repo.repo.clone(),
+                                file: file.to_string(),
+                                expected,
+                                actual: next,
                             })
                         };
                         if let Some(e) = over {
@@ -917,9 +781,7 @@ impl HubClient {
                             let _ = tokio::fs::remove_file(partial).await;
                             return Err(e);
                         }
-                        out.write_all(&bytes)
-                            .await
-                            .map_err(io_err("cannot write"))?;
+                        out.write_all(&bytes).await.map_err(io_err("cannot write"))?;
                         hasher.update(&bytes);
                         done = next;
                         progress(done, meta.size);
@@ -963,11 +825,7 @@ impl HubClient {
         for _ in 0..MAX_REDIRECTS {
             // No total timeout: a multi-GB body may take long; the client's connect and read
             // timeouts catch a stalled transfer.
-            let resp = self
-                .request(Method::GET, &url, range)
-                .send()
-                .await
-                .map_err(|e| self.unreachable(&e))?;
+            let resp = self.request(Method::GET, &url, range).send().await.map_err(|e| self.unreachable(&e))?;
             let status = resp.status();
             if status.is_redirection() {
                 url = redirect_target(&url, resp.headers())?;
@@ -978,10 +836,7 @@ impl HubClient {
             }
             return Err(self.status_error(status, resp.headers(), repo, file));
         }
-        Err(HubError::Protocol {
-            url: start.to_string(),
-            reason: format!("more than {MAX_REDIRECTS} redirects"),
-        })
+        Err(HubError::Protocol { url: start.to_string(), reason: format!("more than {MAX_REDIRECTS} redirects") })
     }
 
     fn request(&self, method: Method, url: &Url, range: Option<u64>) -> reqwest::RequestBuilder {
@@ -997,22 +852,11 @@ impl HubClient {
         req
     }
 
-    fn status_error(
-        &self,
-        status: StatusCode,
-        headers: &HeaderMap,
-        repo: &RepoRef,
-        file: &str,
-    ) -> HubError {
+    fn status_error(&self, status: StatusCode, headers: &HeaderMap, repo: &RepoRef, file: &str) -> HubError {
         let detail = error_detail(headers);
         match status {
-            StatusCode::UNAUTHORIZED if self.token.is_some() => HubError::BadToken {
-                endpoint: self.endpoint_text(),
-            },
-            StatusCode::UNAUTHORIZED => HubError::TokenRequired {
-                repo: repo.repo.clone(),
-                detail,
-            },
+            StatusCode::UNAUTHORIZED if self.token.is_some() => HubError::BadToken { endpoint: self.endpoint_text() },
+            StatusCode::UNAUTHORIZED => HubError::TokenRequired { repo: repo.repo.clone(), detail },
             StatusCode::FORBIDDEN => HubError::Forbidden {
                 repo: repo.repo.clone(),
                 url: format!("{}/{}", self.endpoint_text(), repo.repo),
@@ -1028,30 +872,20 @@ impl HubClient {
                 endpoint: self.endpoint_text(),
                 reason: format!("the hub answered HTTP {}{detail}", s.as_u16()),
             },
-            s => HubError::Http {
-                status: s.as_u16(),
-                url: format!("{}/{}", self.endpoint_text(), repo.repo),
-                detail,
-            },
+            s => HubError::Http { status: s.as_u16(), url: format!("{}/{}", self.endpoint_text(), repo.repo), detail },
         }
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> HubError {
-        HubError::Unreachable {
-            endpoint: self.endpoint_text(),
-            reason: error_chain(e),
-        }
+        HubError::Unreachable { endpoint: self.endpoint_text(), reason: error_chain(e) }
     }
 
     fn join(&self, segments: &[&str]) -> Result<Url, HubError> {
         let mut url = self.endpoint.clone();
         {
-            let mut path = url.path_segments_mut().map_err(|()| {
-                HubError::Client(format!(
-                    "hub endpoint `{}` cannot have a path",
-                    self.endpoint
-                ))
-            })?;
+            let mut path = url
+                .path_segments_mut()
+                .map_err(|()| HubError::Client(format!("hub endpoint `{}` cannot have a path", self.endpoint)))?;
             path.pop_if_empty();
             path.extend(segments);
         }
@@ -1092,41 +926,23 @@ fn cached_at(repo_dir: &Path, commit: &str, file: &str) -> Option<CachedFile> {
     if !stat.is_file() {
         return None;
     }
-    let etag = std::fs::read_link(&path)
-        .ok()
-        .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()));
-    Some(CachedFile {
-        path,
-        snapshot_dir,
-        commit: commit.to_string(),
-        etag,
-        size: stat.len(),
-    })
+    let etag = std::fs::read_link(&path).ok().and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()));
+    Some(CachedFile { path, snapshot_dir, commit: commit.to_string(), etag, size: stat.len() })
 }
 
 /// Point `snapshots/<commit>/<file>` at `blobs/<etag>` (atomically replacing what was there).
-fn link_snapshot(
-    repo_dir: &Path,
-    commit: &str,
-    file: &str,
-    etag: &str,
-) -> Result<PathBuf, HubError> {
+fn link_snapshot(repo_dir: &Path, commit: &str, file: &str, etag: &str) -> Result<PathBuf, HubError> {
     let link = repo_dir.join("snapshots").join(commit).join(file);
     let parent = link.parent().map(Path::to_path_buf).unwrap_or_default();
-    std::fs::create_dir_all(&parent)
-        .map_err(HubError::io(format!("cannot create {}", parent.display())))?;
+    std::fs::create_dir_all(&parent).map_err(HubError::io(format!("cannot create {}", parent.display())))?;
     let depth = file.split('/').count() - 1;
     let target = PathBuf::from(format!("{}blobs/{etag}", "../".repeat(2 + depth)));
-    let name = link
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = link.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = parent.join(format!(".{name}.{}.tmp", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     make_link(&target, &tmp, &repo_dir.join("blobs").join(etag))
         .map_err(HubError::io(format!("cannot link {}", link.display())))?;
-    std::fs::rename(&tmp, &link)
-        .map_err(HubError::io(format!("cannot link {}", link.display())))?;
+    std::fs::rename(&tmp, &link).map_err(HubError::io(format!("cannot link {}", link.display())))?;
     Ok(link)
 }
 
@@ -1142,13 +958,10 @@ fn make_link(_relative_target: &Path, at: &Path, blob: &Path) -> std::io::Result
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HubError> {
     let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    std::fs::create_dir_all(&parent)
-        .map_err(HubError::io(format!("cannot create {}", parent.display())))?;
+    std::fs::create_dir_all(&parent).map_err(HubError::io(format!("cannot create {}", parent.display())))?;
     let tmp = parent.join(format!(
         ".{}.{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         std::process::id()
     ));
     std::fs::write(&tmp, bytes).map_err(HubError::io(format!("cannot write {}", tmp.display())))?;
@@ -1162,29 +975,17 @@ async fn lock_blob(repo_dir: &Path, etag: &str) -> Result<std::fs::File, HubErro
     let path = locks.join(format!("{etag}.lock"));
     tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&locks)?;
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
+        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
         f.lock()?;
         Ok(f)
     })
     .await
-    .map_err(|e| HubError::Io {
-        context: "lock task failed".into(),
-        source: std::io::Error::other(e.to_string()),
-    })?
-    .map_err(HubError::io(format!(
-        "cannot lock the download of blob {etag}"
-    )))
+    .map_err(|e| HubError::Io { context: "lock task failed".into(), source: std::io::Error::other(e.to_string()) })?
+    .map_err(HubError::io(format!("cannot lock the download of blob {etag}")))
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim().to_string())
+    headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_string())
 }
 
 /// `W/"abc"` → `abc`.
@@ -1202,21 +1003,14 @@ fn content_range_start(value: &str) -> Option<u64> {
 }
 
 fn redirect_target(from: &Url, headers: &HeaderMap) -> Result<Url, HubError> {
-    let location =
-        header_str(headers, header::LOCATION.as_str()).ok_or_else(|| HubError::Protocol {
-            url: from.to_string(),
-            reason: "redirect without a Location".into(),
-        })?;
-    from.join(&location).map_err(|e| HubError::Protocol {
-        url: from.to_string(),
-        reason: format!("bad redirect location: {e}"),
-    })
+    let location = header_str(headers, header::LOCATION.as_str())
+        .ok_or_else(|| HubError::Protocol { url: from.to_string(), reason: "redirect without a Location".into() })?;
+    from.join(&location)
+        .map_err(|e| HubError::Protocol { url: from.to_string(), reason: format!("bad redirect location: {e}") })
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme()
-        && a.host_str() == b.host_str()
-        && a.port_or_known_default() == b.port_or_known_default()
+    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
 }
 
 /// `: <X-Error-Message>` from the hub, printable and short, or empty.
@@ -1255,10 +1049,7 @@ mod tests {
         assert_eq!(r.repo, "stabilityai/stable-audio-open-1.0");
         assert_eq!(r.revision, "main");
         assert_eq!(r.to_string(), "stabilityai/stable-audio-open-1.0");
-        assert_eq!(
-            r.cache_folder(),
-            "models--stabilityai--stable-audio-open-1.0"
-        );
+        assert_eq!(r.cache_folder(), "models--stabilityai--stable-audio-open-1.0");
         assert!(!r.is_pinned());
 
         let r: RepoRef = "org/m@refs/pr/1".parse().unwrap();
@@ -1268,18 +1059,7 @@ mod tests {
         assert!(pinned.is_pinned());
         assert!("gpt2".parse::<RepoRef>().is_ok(), "legacy one-part names");
 
-        for bad in [
-            "",
-            "a/b/c",
-            "../x",
-            "org/..",
-            "org/re po",
-            "org/",
-            "/repo",
-            "org/m@",
-            "org/m@../x",
-            "org/m@a//b",
-        ] {
+        for bad in ["", "a/b/c", "../x", "org/..", "org/re po", "org/", "/repo", "org/m@", "org/m@../x", "org/m@a//b"] {
             assert!(bad.parse::<RepoRef>().is_err(), "{bad:?} must be rejected");
         }
     }
@@ -1291,17 +1071,9 @@ mod tests {
         assert_eq!(normalize_etag(" abc "), "abc");
         assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
         assert_eq!(content_range_start("bytes */200"), None);
-        let meta = FileMeta {
-            etag: "f".repeat(64),
-            commit: None,
-            size: None,
-        };
+        let meta = FileMeta { etag: "f".repeat(64), commit: None, size: None };
         assert!(meta.sha256().is_some());
-        let meta = FileMeta {
-            etag: "f".repeat(40),
-            commit: None,
-            size: None,
-        };
+        let meta = FileMeta { etag: "f".repeat(40), commit: None, size: None };
         assert!(meta.sha256().is_none(), "a git blob id is not a sha256");
     }
 
@@ -1314,18 +1086,10 @@ mod tests {
         .unwrap();
         let r: RepoRef = "org/m@refs/pr/1".parse().unwrap();
         let url = client.resolve_url(&r, "sub dir/model.safetensors").unwrap();
-        assert_eq!(
-            url.as_str(),
-            "https://hub.example/org/m/resolve/refs%2Fpr%2F1/sub%20dir/model.safetensors"
-        );
+        assert_eq!(url.as_str(), "https://hub.example/org/m/resolve/refs%2Fpr%2F1/sub%20dir/model.safetensors");
         let cdn = Url::parse("https://cdn.example/x").unwrap();
         let auth = |u: &Url| {
-            client
-                .request(Method::GET, u, None)
-                .build()
-                .unwrap()
-                .headers()
-                .contains_key(header::AUTHORIZATION)
+            client.request(Method::GET, u, None).build().unwrap().headers().contains_key(header::AUTHORIZATION)
         };
         assert!(auth(&url));
         assert!(!auth(&cdn), "the token must not leave the hub's origin");
@@ -1345,9 +1109,6 @@ mod tests {
             client.resolve_url(&r, "a.json").unwrap().as_str(),
             "http://127.0.0.1:9/mirror/org/m/resolve/main/a.json"
         );
-        assert_eq!(
-            client.join(&["api", "whoami-v2"]).unwrap().as_str(),
-            "http://127.0.0.1:9/mirror/api/whoami-v2"
-        );
+        assert_eq!(client.join(&["api", "whoami-v2"]).unwrap().as_str(), "http://127.0.0.1:9/mirror/api/whoami-v2");
     }
 }

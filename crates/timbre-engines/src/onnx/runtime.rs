@@ -44,9 +44,7 @@ pub fn library_candidates() -> Vec<PathBuf> {
 fn load() -> Result<Loaded, String> {
     // An explicit ORT_DYLIB_PATH is the operator's choice: use it or fail, never fall back to
     // another copy they did not ask for.
-    let explicit = std::env::var_os("ORT_DYLIB_PATH")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from);
+    let explicit = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()).map(PathBuf::from);
     let (chosen, tried) = match explicit {
         Some(path) => (path.clone(), format!("ORT_DYLIB_PATH={}", path.display())),
         None => {
@@ -56,14 +54,7 @@ fn load() -> Result<Loaded, String> {
                 .find(|p| p.components().count() == 1 || p.is_file())
                 .cloned()
                 .unwrap_or_else(|| PathBuf::from("libonnxruntime.so"));
-            (
-                chosen,
-                candidates
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            )
+            (chosen, candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))
         }
     };
     // `init_from` dlopens the library; a panic inside the loader must not take the process down.
@@ -76,21 +67,13 @@ fn load() -> Result<Loaded, String> {
             ));
         }
         Err(_) => {
-            return Err(format!(
-                "loading ONNX Runtime from {} panicked; tried {tried}",
-                chosen.display()
-            ));
+            return Err(format!("loading ONNX Runtime from {} panicked; tried {tried}", chosen.display()));
         }
     };
-    let env = builder
-        .with_name("timbre")
-        .build()
-        .map_err(|e| format!("cannot create the ONNX Runtime environment: {e}"))?;
+    let env =
+        builder.with_name("timbre").build().map_err(|e| format!("cannot create the ONNX Runtime environment: {e}"))?;
     tracing::info!(library = %chosen.display(), "ONNX Runtime loaded");
-    Ok(Loaded {
-        env,
-        info: RuntimeInfo { library: chosen },
-    })
+    Ok(Loaded { env, info: RuntimeInfo { library: chosen } })
 }
 
 /// The process-wide environment, loading the library on first use.

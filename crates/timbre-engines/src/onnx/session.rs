@@ -28,9 +28,7 @@ impl OnnxSession {
         let (env, _) = environment()?;
         let ctx = |e: &dyn std::fmt::Display| format!("cannot load {}: {e}", path.display());
         let mut builder = Session::builder(env).map_err(|e| ctx(&e))?;
-        builder = builder
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| ctx(&e))?;
+        builder = builder.with_optimization_level(GraphOptimizationLevel::Level3).map_err(|e| ctx(&e))?;
         if threads > 0 {
             builder = builder.with_intra_threads(threads).map_err(|e| ctx(&e))?;
         }
@@ -54,16 +52,10 @@ pub fn describe_inputs(session: &Session) -> Vec<InputSpec> {
         .inputs()
         .iter()
         .map(|i| match i.dtype() {
-            ValueType::Tensor { ty, shape, .. } => InputSpec {
-                name: i.name().to_string(),
-                dtype: dtype_name(*ty),
-                shape: shape.iter().copied().collect(),
-            },
-            other => InputSpec {
-                name: i.name().to_string(),
-                dtype: format!("{other:?}"),
-                shape: Vec::new(),
-            },
+            ValueType::Tensor { ty, shape, .. } => {
+                InputSpec { name: i.name().to_string(), dtype: dtype_name(*ty), shape: shape.iter().copied().collect() }
+            }
+            other => InputSpec { name: i.name().to_string(), dtype: format!("{other:?}"), shape: Vec::new() },
         })
         .collect()
 }

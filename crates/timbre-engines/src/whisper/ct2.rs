@@ -72,11 +72,7 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], Ct2Error> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.buf.len())
-            .ok_or(Ct2Error::Truncated(self.pos))?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or(Ct2Error::Truncated(self.pos))?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -106,9 +102,7 @@ impl Ct2Model {
         let mut r = Reader { buf, pos: 0 };
         let version = r.u32()?;
         if !(5..=6).contains(&version) {
-            return Err(Ct2Error::Malformed(format!(
-                "unsupported format version {version} (expected 5 or 6)"
-            )));
+            return Err(Ct2Error::Malformed(format!("unsupported format version {version} (expected 5 or 6)")));
         }
         let spec = r.string()?;
         let revision = r.u32()?;
@@ -122,17 +116,15 @@ impl Ct2Model {
                 shape.push(r.u32()? as usize);
             }
             let code = r.u8()?;
-            let dtype = DType::from_code(code)
-                .ok_or_else(|| Ct2Error::Malformed(format!("{name}: unknown dtype {code}")))?;
+            let dtype =
+                DType::from_code(code).ok_or_else(|| Ct2Error::Malformed(format!("{name}: unknown dtype {code}")))?;
             let nbytes = r.u32()? as usize;
             let elements = shape
                 .iter()
                 .try_fold(1usize, |acc, &d| acc.checked_mul(d))
                 .ok_or_else(|| Ct2Error::Malformed(format!("{name}: shape overflows")))?;
             if elements.checked_mul(dtype.size()) != Some(nbytes) {
-                return Err(Ct2Error::Malformed(format!(
-                    "{name}: {nbytes} bytes for shape {shape:?} of {dtype:?}"
-                )));
+                return Err(Ct2Error::Malformed(format!("{name}: {nbytes} bytes for shape {shape:?} of {dtype:?}")));
             }
             let data = r.take(nbytes)?.to_vec();
             tensors.insert(name, RawTensor { shape, dtype, data });
@@ -145,24 +137,13 @@ impl Ct2Model {
             aliases.insert(alias, target);
         }
         if r.pos != buf.len() {
-            return Err(Ct2Error::Malformed(format!(
-                "{} trailing bytes",
-                buf.len() - r.pos
-            )));
+            return Err(Ct2Error::Malformed(format!("{} trailing bytes", buf.len() - r.pos)));
         }
-        Ok(Self {
-            version,
-            spec,
-            revision,
-            tensors,
-            aliases,
-        })
+        Ok(Self { version, spec, revision, tensors, aliases })
     }
 
     pub fn get(&self, name: &str) -> Option<&RawTensor> {
-        self.tensors
-            .get(name)
-            .or_else(|| self.aliases.get(name).and_then(|t| self.tensors.get(t)))
+        self.tensors.get(name).or_else(|| self.aliases.get(name).and_then(|t| self.tensors.get(t)))
     }
 }
 
@@ -181,53 +162,24 @@ pub fn load_dir(dir: &Path) -> Result<WhisperWeights, String> {
     let bytes = std::fs::read(&bin).map_err(|e| format!("cannot read {}: {e}", bin.display()))?;
     let model = Ct2Model::parse(&bytes).map_err(|e| format!("{}: {e}", bin.display()))?;
     if model.spec != "WhisperSpec" {
-        return Err(format!(
-            "{} holds a `{}`, not a Whisper model",
-            bin.display(),
-            model.spec
-        ));
+        return Err(format!("{} holds a `{}`, not a Whisper model", bin.display(), model.spec));
     }
     let cfg_path = dir.join("config.json");
     let config: serde_json::Value = std::fs::read_to_string(&cfg_path)
         .map_err(|e| format!("cannot read {}: {e}", cfg_path.display()))
-        .and_then(|t| {
-            serde_json::from_str(&t).map_err(|e| format!("{}: {e}", cfg_path.display()))
-        })?;
-    let conv = model
-        .get("encoder/conv1/weight")
-        .ok_or("model.bin lacks encoder/conv1/weight")?;
-    let n_mels = *conv
-        .shape
-        .get(1)
-        .ok_or("encoder/conv1/weight has no input-channel dimension")?;
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("{}: {e}", cfg_path.display())))?;
+    let conv = model.get("encoder/conv1/weight").ok_or("model.bin lacks encoder/conv1/weight")?;
+    let n_mels = *conv.shape.get(1).ok_or("encoder/conv1/weight has no input-channel dimension")?;
     let count = |prefix: &str| {
-        (0..)
-            .take_while(|i| {
-                model
-                    .tensors
-                    .keys()
-                    .any(|k| k.starts_with(&format!("{prefix}/layer_{i}/")))
-            })
-            .count()
+        (0..).take_while(|i| model.tensors.keys().any(|k| k.starts_with(&format!("{prefix}/layer_{i}/")))).count()
     };
     let encoder_layers = count("encoder");
     let decoder_layers = count("decoder");
     if encoder_layers == 0 || decoder_layers == 0 {
-        return Err(format!(
-            "{}: found {encoder_layers} encoder and {decoder_layers} decoder layers",
-            bin.display()
-        ));
+        return Err(format!("{}: found {encoder_layers} encoder and {decoder_layers} decoder layers", bin.display()));
     }
-    model
-        .get("decoder/embeddings/weight")
-        .ok_or("model.bin lacks decoder/embeddings/weight")?;
-    Ok(WhisperWeights {
-        model,
-        config,
-        n_mels,
-        encoder_layers,
-        decoder_layers,
-    })
+    model.get("decoder/embeddings/weight").ok_or("model.bin lacks decoder/embeddings/weight")?;
+    Ok(WhisperWeights { model, config, n_mels, encoder_layers, decoder_layers })
 }
 
 #[cfg(test)]
@@ -263,10 +215,7 @@ mod tests {
     #[test]
     fn parses_and_resolves_aliases() {
         let m = Ct2Model::parse(&tiny()).unwrap();
-        assert_eq!(
-            (m.version, m.spec.as_str(), m.revision),
-            (6, "WhisperSpec", 3)
-        );
+        assert_eq!((m.version, m.spec.as_str(), m.revision), (6, "WhisperSpec", 3));
         assert_eq!(m.get("alias").unwrap().shape, vec![2, 3]);
         assert_eq!(m.get("w").unwrap().dtype, DType::F16);
     }
@@ -275,16 +224,10 @@ mod tests {
     fn every_truncation_is_an_error() {
         let full = tiny();
         for cut in 0..full.len() {
-            assert!(
-                Ct2Model::parse(&full[..cut]).is_err(),
-                "cut at {cut} parsed"
-            );
+            assert!(Ct2Model::parse(&full[..cut]).is_err(), "cut at {cut} parsed");
         }
         let mut lying = full.clone();
         lying[4 + 2 + 12 + 4 + 4 + 2 + 2 + 1 + 8 + 1] = 99; // nbytes no longer matches the shape
-        assert!(matches!(
-            Ct2Model::parse(&lying),
-            Err(Ct2Error::Malformed(_))
-        ));
+        assert!(matches!(Ct2Model::parse(&lying), Err(Ct2Error::Malformed(_))));
     }
 }

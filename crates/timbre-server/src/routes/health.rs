@@ -173,9 +173,7 @@ fn rank(s: ModelState) -> u8 {
 pub fn capabilities(snapshot: &Snapshot) -> Vec<Capability> {
     let mut by_cap: BTreeMap<&str, (ModelState, Vec<String>)> = BTreeMap::new();
     for m in snapshot.models.values() {
-        let entry = by_cap
-            .entry(m.capability.as_str())
-            .or_insert((ModelState::Absent, Vec::new()));
+        let entry = by_cap.entry(m.capability.as_str()).or_insert((ModelState::Absent, Vec::new()));
         if rank(m.state) >= rank(entry.0) {
             entry.0 = m.state;
         }
@@ -183,11 +181,7 @@ pub fn capabilities(snapshot: &Snapshot) -> Vec<Capability> {
     }
     by_cap
         .into_iter()
-        .map(|(name, (st, models))| Capability {
-            name: name.to_string(),
-            state: st.as_str().to_string(),
-            models,
-        })
+        .map(|(name, (st, models))| Capability { name: name.to_string(), state: st.as_str().to_string(), models })
         .collect()
 }
 

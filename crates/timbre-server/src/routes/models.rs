@@ -51,10 +51,7 @@ fn object(m: &ModelStatus, created: u64) -> ModelObject {
 }
 
 fn created(state: &AppState) -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     now.saturating_sub(state.started.elapsed().as_secs())
 }
 
@@ -64,34 +61,17 @@ fn created(state: &AppState) -> u64 {
 pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
     let snapshot = state.snapshot();
     let created = created(&state);
-    Json(ModelList {
-        object: "list",
-        data: snapshot
-            .models
-            .values()
-            .map(|m| object(m, created))
-            .collect(),
-    })
+    Json(ModelList { object: "list", data: snapshot.models.values().map(|m| object(m, created)).collect() })
 }
 
 /// One model by id.
 #[utoipa::path(get, path = "/v1/models/{id}", tag = "models", security(("api_key" = [])),
     params(("id" = String, Path, description = "model id, e.g. `ced-tiny`")),
     responses((status = 200, body = ModelObject), (status = 404, body = crate::error::ErrorEnvelope)))]
-pub async fn get(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<ModelObject>, ApiError> {
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ModelObject>, ApiError> {
     let snapshot = state.snapshot();
     let created = created(&state);
-    snapshot
-        .models
-        .get(&id)
-        .map(|m| Json(object(m, created)))
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "model `{id}` does not exist; GET /v1/models lists them"
-            ))
-            .with_param("id")
-        })
+    snapshot.models.get(&id).map(|m| Json(object(m, created))).ok_or_else(|| {
+        ApiError::not_found(format!("model `{id}` does not exist; GET /v1/models lists them")).with_param("id")
+    })
 }

@@ -19,16 +19,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 #[utoipa::path(get, path = "/v1/ws/ping", tag = "streams", security(("api_key" = [])),
     responses((status = 101, description = "switching to WebSocket"),
               (status = 503, description = "MAX_CONCURRENT_SESSIONS reached", body = crate::error::ErrorEnvelope)))]
-pub async fn ping(
-    State(state): State<AppState>,
-    ws: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
+pub async fn ping(State(state): State<AppState>, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
     let guard = state.sessions.try_acquire().ok_or_else(|| {
         ApiError::overloaded(
-            format!(
-                "all {} WebSocket sessions are in use (MAX_CONCURRENT_SESSIONS)",
-                state.sessions.max()
-            ),
+            format!("all {} WebSocket sessions are in use (MAX_CONCURRENT_SESSIONS)", state.sessions.max()),
             Duration::from_secs(5),
         )
     })?;
@@ -36,17 +30,9 @@ pub async fn ping(
     Ok(ws.on_upgrade(move |socket| echo(socket, guard, shutdown)))
 }
 
-async fn echo(
-    mut socket: WebSocket,
-    _guard: SessionGuard,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
+async fn echo(mut socket: WebSocket, _guard: SessionGuard, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let hello = serde_json::json!({"type": "hello", "server": "timbre", "version": env!("CARGO_PKG_VERSION")});
-    if socket
-        .send(Message::Text(hello.to_string().into()))
-        .await
-        .is_err()
-    {
+    if socket.send(Message::Text(hello.to_string().into())).await.is_err() {
         return;
     }
     loop {
@@ -73,8 +59,5 @@ async fn echo(
 }
 
 fn close(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }))
+    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
 }

@@ -42,12 +42,7 @@ impl TestServer {
 }
 
 pub fn base_config() -> Config {
-    Config {
-        host: "127.0.0.1".into(),
-        port: 0,
-        rate_limit_per_minute: 0,
-        ..Config::default()
-    }
+    Config { host: "127.0.0.1".into(), port: 0, rate_limit_per_minute: 0, ..Config::default() }
 }
 
 /// Serve `config` with the production routes plus `extra` protected routes.
@@ -57,21 +52,13 @@ pub async fn start_with(config: Config, extra: Router<AppState>) -> TestServer {
     start_state(config, state, registry, extra).await
 }
 
-pub async fn start_with_limiter(
-    config: Config,
-    limiter: timbre_server::rate_limit::RateLimiter,
-) -> TestServer {
+pub async fn start_with_limiter(config: Config, limiter: timbre_server::rate_limit::RateLimiter) -> TestServer {
     let registry = Registry::new();
     let state = AppState::new(config.clone(), Arc::clone(&registry)).with_rate_limiter(limiter);
     start_state(config, state, registry, Router::new()).await
 }
 
-async fn start_state(
-    config: Config,
-    state: AppState,
-    registry: Arc<Registry>,
-    extra: Router<AppState>,
-) -> TestServer {
+async fn start_state(config: Config, state: AppState, registry: Arc<Registry>, extra: Router<AppState>) -> TestServer {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let api = timbre_server::app::api_routes(&state).merge(extra);
     let router = timbre_server::app::with_api(state.clone(), api);
@@ -79,22 +66,10 @@ async fn start_state(
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     let grace = Duration::from_secs_f64(config.shutdown_grace);
-    let task = tokio::spawn(timbre_server::app::serve_router(
-        listener,
-        router,
-        state.clone(),
-        grace,
-        async move {
-            let _ = rx.await;
-        },
-    ));
-    TestServer {
-        addr,
-        registry,
-        state,
-        shutdown: Some(tx),
-        task: Some(task),
-    }
+    let task = tokio::spawn(timbre_server::app::serve_router(listener, router, state.clone(), grace, async move {
+        let _ = rx.await;
+    }));
+    TestServer { addr, registry, state, shutdown: Some(tx), task: Some(task) }
 }
 
 pub async fn start(config: Config) -> TestServer {
@@ -103,10 +78,7 @@ pub async fn start(config: Config) -> TestServer {
 
 pub fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
+    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap()
 }
 
 pub async fn json(resp: reqwest::Response) -> serde_json::Value {
@@ -114,29 +86,15 @@ pub async fn json(resp: reqwest::Response) -> serde_json::Value {
 }
 
 /// Assert the OpenAI-style envelope and return it.
-pub async fn assert_envelope(
-    resp: reqwest::Response,
-    status: u16,
-    code: &str,
-) -> serde_json::Value {
+pub async fn assert_envelope(resp: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
     assert_eq!(resp.status().as_u16(), status, "status");
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
+    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
     assert!(ct.starts_with("application/json"), "content-type {ct}");
     let v: serde_json::Value = resp.json().await.unwrap();
     let err = &v["error"];
-    assert!(
-        err["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "message in {v}"
-    );
+    assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()), "message in {v}");
     assert!(err["type"].is_string(), "type in {v}");
-    assert!(
-        err.as_object().unwrap().contains_key("param"),
-        "param key in {v}"
-    );
+    assert!(err.as_object().unwrap().contains_key("param"), "param key in {v}");
     assert_eq!(err["code"], code, "code in {v}");
     v
 }

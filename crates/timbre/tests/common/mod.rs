@@ -12,15 +12,8 @@ pub fn timbre() -> Command {
     // Start from a clean slate: the developer's own TIMBRE_*/seed variables must not leak in.
     for (k, _) in std::env::vars() {
         if k.starts_with("TIMBRE_")
-            || [
-                "PORT",
-                "HOST",
-                "SERVICE_TOKEN",
-                "LOG_LEVEL",
-                "SKIP_MODEL_LOADING",
-                "DATABASE_URL",
-            ]
-            .contains(&k.as_str())
+            || ["PORT", "HOST", "SERVICE_TOKEN", "LOG_LEVEL", "SKIP_MODEL_LOADING", "DATABASE_URL"]
+                .contains(&k.as_str())
         {
             c.env_remove(k);
         }
@@ -47,18 +40,8 @@ impl Server {
     pub fn start(envs: &[(&str, &str)], models_dir: &Path) -> (Self, String, Duration) {
         let started = Instant::now();
         let mut cmd = timbre();
-        cmd.args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--models-dir",
-        ])
-        .arg(models_dir);
-        cmd.env("TIMBRE_LOG_FORMAT", "json")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args(["serve", "--host", "127.0.0.1", "--port", "0", "--models-dir"]).arg(models_dir);
+        cmd.env("TIMBRE_LOG_FORMAT", "json").stdout(Stdio::piped()).stderr(Stdio::piped());
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -75,11 +58,7 @@ impl Server {
                 }
             });
         }
-        let mut server = Server {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-        };
+        let mut server = Server { child, lines: rx, seen: Vec::new() };
         let line = server
             .wait_for(|l| l.contains("\"listening\""), Duration::from_secs(10))
             .expect("server never logged `listening`");
@@ -106,13 +85,7 @@ impl Server {
 
     pub fn sigterm(&mut self) -> i32 {
         let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
