@@ -34,6 +34,7 @@ fmt-check:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy -p timbre-engines --features gpu --locked -- -D warnings
 
 test-only:
 	ORT_DYLIB_PATH="$${ORT_DYLIB_PATH:-$(CURDIR)/runtime/libonnxruntime.so}" $(CARGO) test --workspace --locked
