@@ -1,0 +1,324 @@
+//! The tagging service: windows a 16 kHz signal, scores every window with the AudioSet model in
+//! batches, and turns the scores into clip tags, a timeline, events and prompt heatmaps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::events::{Event, EventRules, label_events, round3};
+use super::groups;
+use super::prompts::{LabelMatcher, split_prompts};
+use crate::actor::{EngineError, Timed};
+use crate::ced::{CedTagger, SAMPLE_RATE, Windows};
+
+/// The model's training clips are 10 s: clip-level tags score 10-second blocks.
+pub const CLIP_SECONDS: f32 = 10.0;
+/// Windows per model call: big enough to amortise the call, small enough that one long file
+/// does not hold the engine for seconds at a time.
+const BATCH: usize = 16;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TagOptions {
+    /// Timeline window length, seconds.
+    pub window: f32,
+    /// Timeline hop, seconds.
+    pub hop: f32,
+    pub top_k: usize,
+    /// Minimum score for a detection, and the on-threshold of events.
+    pub threshold: f32,
+    pub min_event: f32,
+    pub prompts: Vec<String>,
+}
+
+impl Default for TagOptions {
+    fn default() -> Self {
+        Self { window: 2.0, hop: 1.0, top_k: 10, threshold: 0.3, min_event: 0.5, prompts: Vec::new() }
+    }
+}
+
+/// Which option was wrong and why; the HTTP layer names the field in a 422.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct OptionError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl TagOptions {
+    /// Parse `prompts` as the API receives it (`;`-separated).
+    pub fn with_prompt_text(mut self, raw: &str) -> Self {
+        self.prompts = split_prompts(raw);
+        self
+    }
+
+    pub fn validate(&self) -> Result<(), OptionError> {
+        let bad = |field, message: &str| Err(OptionError { field, message: message.to_string() });
+        if !(0.25..=30.0).contains(&self.window) {
+            return bad("window", "must be between 0.25 and 30 seconds");
+        }
+        if !(self.hop >= 0.05 && self.hop <= self.window) {
+            return bad("hop", "must be at least 0.05 s and at most the window");
+        }
+        if !(1..=527).contains(&self.top_k) {
+            return bad("top_k", "must be between 1 and 527");
+        }
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return bad("threshold", "must be between 0 and 1");
+        }
+        if !(0.0..=60.0).contains(&self.min_event) {
+            return bad("min_event", "must be between 0 and 60 seconds");
+        }
+        if self.prompts.len() > 32 {
+            return bad("prompts", "at most 32 prompts");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Tag {
+    pub label: String,
+    pub score: f32,
+    /// Enclosing AudioSet groups, outermost first (e.g. ["Animal", "Domestic animals, pets"]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<&'static str>,
+}
+
+/// A labels × frames matrix: `scores[i][j]` is `labels[i]` in the window centred at `times[j]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Frames {
+    pub times: Vec<f32>,
+    pub labels: Vec<String>,
+    pub scores: Vec<Vec<f32>>,
+}
+
+/// Prompts × frames, as SonoTag's heatmap.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PromptHeatmap {
+    pub text: Vec<String>,
+    pub matched_labels: Vec<Vec<String>>,
+    pub scores: Vec<Vec<f32>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TagReport {
+    pub model: String,
+    pub duration: f32,
+    pub detections: Vec<Tag>,
+    pub frames: Frames,
+    pub events: Vec<Event>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<PromptHeatmap>,
+    /// How prompts are scored: `label-match` (text matched to the model's labels).
+    pub method: &'static str,
+}
+
+/// Start offsets (samples) of `win`-sample windows every `hop` samples, plus one window flush
+/// with the end when the regular ones stop short of it. One window for a signal shorter than
+/// `win` (the model takes any length).
+pub fn window_starts(len: usize, win: usize, hop: usize) -> Vec<usize> {
+    if len <= win || hop == 0 {
+        return vec![0];
+    }
+    let mut starts: Vec<usize> = (0..).map(|i| i * hop).take_while(|s| s + win <= len).collect();
+    if starts.last().is_some_and(|&s| s + win < len) {
+        starts.push(len - win);
+    }
+    starts
+}
+
+pub struct Tagger {
+    model: String,
+    engine: Arc<CedTagger>,
+    matcher: LabelMatcher,
+}
+
+impl Tagger {
+    pub fn new(model: impl Into<String>, engine: Arc<CedTagger>) -> Self {
+        let matcher = LabelMatcher::new(&engine.labels);
+        Self { model: model.into(), engine, matcher }
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.engine.labels
+    }
+
+    /// Scores of windows (each `win` samples from `starts`) — `starts.len() × labels` — and the
+    /// time spent in the engine queue and in inference.
+    async fn score(
+        &self,
+        samples: &[f32],
+        starts: &[usize],
+        win: usize,
+    ) -> Result<(Vec<Vec<f32>>, Duration, Duration), EngineError> {
+        let n_labels = self.engine.labels.len();
+        let mut rows = Vec::with_capacity(starts.len());
+        let (mut queued, mut inference) = (Duration::ZERO, Duration::ZERO);
+        for chunk in starts.chunks(BATCH) {
+            let len = win.min(samples.len());
+            let mut batch = Vec::with_capacity(chunk.len() * len);
+            for &s in chunk {
+                batch.extend_from_slice(&samples[s..s + len]);
+            }
+            let timed = self.engine.score(Windows { samples: batch, batch: chunk.len() }).await?;
+            queued += timed.queued;
+            inference += timed.inference;
+            rows.extend(timed.value.chunks(n_labels).map(<[f32]>::to_vec));
+        }
+        Ok((rows, queued, inference))
+    }
+
+    /// Tag a mono 16 kHz signal.
+    pub async fn tag(&self, samples: &[f32], opts: &TagOptions) -> Result<Timed<TagReport>, EngineError> {
+        let sr = SAMPLE_RATE as f32;
+        let seconds = |s: f32| (s * sr).round() as usize;
+        let (win, hop) = (seconds(opts.window).max(1), seconds(opts.hop).max(1));
+        let starts = window_starts(samples.len(), win, hop);
+        let (frame_scores, q1, i1) = self.score(samples, &starts, win).await?;
+        let clip_win = seconds(CLIP_SECONDS);
+        let clip_starts = window_starts(samples.len(), clip_win, clip_win);
+        let (clip_scores, q2, i2) = self.score(samples, &clip_starts, clip_win).await?;
+        let times: Vec<f32> =
+            starts.iter().map(|&s| round3((s as f32 + win.min(samples.len()) as f32 / 2.0) / sr)).collect();
+        let report = build_report(
+            &self.model,
+            &self.engine.labels,
+            &self.matcher,
+            samples.len() as f32 / sr,
+            &times,
+            &frame_scores,
+            &clip_scores,
+            opts,
+        );
+        Ok(Timed { value: report, queued: q1 + q2, inference: i1 + i2 })
+    }
+}
+
+/// Everything after inference: pure, so it is tested without a model.
+#[allow(clippy::too_many_arguments)]
+pub fn build_report(
+    model: &str,
+    labels: &[String],
+    matcher: &LabelMatcher,
+    duration: f32,
+    times: &[f32],
+    frame_scores: &[Vec<f32>],
+    clip_scores: &[Vec<f32>],
+    opts: &TagOptions,
+) -> TagReport {
+    let n = labels.len();
+    // A sound anywhere in the file counts: clip score = best 10-second block.
+    let clip: Vec<f32> = (0..n).map(|l| clip_scores.iter().map(|row| row[l]).fold(0.0, f32::max)).collect();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| clip[b].total_cmp(&clip[a]));
+    let detected: Vec<usize> = order.iter().copied().filter(|&l| clip[l] >= opts.threshold).take(opts.top_k).collect();
+    let detections = detected
+        .iter()
+        .map(|&l| Tag { label: labels[l].clone(), score: round3(clip[l]), groups: groups::ancestors(l, labels) })
+        .collect();
+
+    let column = |l: usize| -> Vec<f32> { frame_scores.iter().map(|row| row[l]).collect() };
+    let rules = EventRules { on: opts.threshold, off: opts.threshold * 0.6, min_duration: opts.min_event };
+    let mut events: Vec<Event> = Vec::new();
+    let mut event_labels = Vec::new();
+    for l in 0..n {
+        let found = label_events(&labels[l], times, &column(l), opts.hop, duration, rules);
+        if !found.is_empty() {
+            event_labels.push(l);
+        }
+        events.extend(found);
+    }
+    events.sort_by(|a, b| a.start.total_cmp(&b.start).then(b.peak.total_cmp(&a.peak)));
+
+    // Timeline rows: the detections, then labels that only appear as events, by clip score.
+    let mut rows = detected.clone();
+    for l in order.iter().copied().filter(|l| event_labels.contains(l)) {
+        if !rows.contains(&l) {
+            rows.push(l);
+        }
+    }
+    let frames = Frames {
+        times: times.to_vec(),
+        labels: rows.iter().map(|&l| labels[l].clone()).collect(),
+        scores: rows.iter().map(|&l| column(l).into_iter().map(round3).collect()).collect(),
+    };
+
+    let prompts = (!opts.prompts.is_empty()).then(|| {
+        let mut heat = PromptHeatmap::default();
+        for p in &opts.prompts {
+            let matches = matcher.matches(p);
+            heat.text.push(p.clone());
+            heat.matched_labels.push(matches.iter().map(|m| labels[m.index].clone()).collect());
+            heat.scores.push(
+                frame_scores
+                    .iter()
+                    .map(|row| round3(matches.iter().map(|m| row[m.index]).fold(0.0, f32::max)))
+                    .collect(),
+            );
+        }
+        heat
+    });
+    TagReport {
+        model: model.to_string(),
+        duration: round3(duration),
+        detections,
+        frames,
+        events,
+        prompts,
+        method: "label-match",
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cover_the_signal_to_its_end() {
+        assert_eq!(window_starts(10, 32, 16), vec![0], "short signal: one window");
+        assert_eq!(window_starts(64, 32, 16), vec![0, 16, 32]);
+        assert_eq!(window_starts(70, 32, 16), vec![0, 16, 32, 38], "a last window flush with the end");
+    }
+
+    #[test]
+    fn report_ranks_groups_times_events_and_prompts() {
+        let labels: Vec<String> = ["Speech", "Dog", "Bark", "Rain"].iter().map(|s| s.to_string()).collect();
+        let matcher = LabelMatcher::new(&labels);
+        // 5 frames at 1 s hop: the dog barks in frames 1–3, speech is faint throughout.
+        let frames: Vec<Vec<f32>> = vec![
+            vec![0.2, 0.05, 0.0, 0.0],
+            vec![0.2, 0.8, 0.7, 0.0],
+            vec![0.2, 0.9, 0.6, 0.0],
+            vec![0.2, 0.7, 0.4, 0.0],
+            vec![0.2, 0.1, 0.0, 0.0],
+        ];
+        let times = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let opts = TagOptions { prompts: vec!["dog barking".into(), "violin".into()], ..TagOptions::default() };
+        let r =
+            build_report("ced-tiny", &labels, &matcher, 6.0, &times, &frames, &[vec![0.25, 0.85, 0.65, 0.01]], &opts);
+        let det: Vec<(&str, f32)> = r.detections.iter().map(|t| (t.label.as_str(), t.score)).collect();
+        assert_eq!(det, vec![("Dog", 0.85), ("Bark", 0.65)], "sorted, thresholded at 0.3");
+        assert!(r.detections[0].groups.is_empty(), "no hierarchy for a non-AudioSet label set");
+        assert_eq!(r.frames.labels, vec!["Dog", "Bark"]);
+        assert_eq!(r.frames.scores[0], vec![0.05, 0.8, 0.9, 0.7, 0.1]);
+        let dog: Vec<&Event> = r.events.iter().filter(|e| e.label == "Dog").collect();
+        assert_eq!(dog.len(), 1);
+        assert_eq!((dog[0].start, dog[0].end, dog[0].peak), (1.5, 4.5, 0.9));
+        let p = r.prompts.unwrap();
+        assert_eq!(p.matched_labels[0], vec!["Dog", "Bark"]);
+        assert_eq!(p.scores[0], vec![0.05, 0.8, 0.9, 0.7, 0.1], "max over the matched labels");
+        assert!(p.matched_labels[1].is_empty() && p.scores[1].iter().all(|&s| s == 0.0));
+        assert_eq!(r.method, "label-match");
+    }
+
+    #[test]
+    fn options_are_validated_by_field() {
+        assert_eq!(TagOptions { hop: 3.0, ..TagOptions::default() }.validate().unwrap_err().field, "hop");
+        assert_eq!(TagOptions { top_k: 0, ..TagOptions::default() }.validate().unwrap_err().field, "top_k");
+        assert_eq!(TagOptions { threshold: 1.5, ..TagOptions::default() }.validate().unwrap_err().field, "threshold");
+        assert_eq!(TagOptions { window: f32::NAN, ..TagOptions::default() }.validate().unwrap_err().field, "window");
+        assert!(TagOptions::default().with_prompt_text("a; b").validate().is_ok());
+    }
+}
