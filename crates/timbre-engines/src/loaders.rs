@@ -6,6 +6,7 @@ use crate::ced::CedTagger;
 use crate::manifest::Manifest;
 use crate::registry::{Engine, Loader};
 use crate::state::ModelState;
+use crate::tagging::Tagger;
 use crate::vad::SileroVad;
 use crate::warmed::WarmedOnnx;
 use crate::whisper::ct2;
@@ -27,7 +28,8 @@ impl Loader for FamilyLoader {
     fn load(&self, manifest: &Manifest, progress: &dyn Fn(ModelState)) -> Result<Engine, String> {
         let threads = self.settings.threads;
         match manifest.family.as_str() {
-            "ced" => Ok(Arc::new(CedTagger::load(manifest, threads, 1, progress)?)),
+            // The tagging service wraps the model actor; capabilities ask the registry for it.
+            "ced" => Ok(Arc::new(Tagger::new(&manifest.name, Arc::new(CedTagger::load(manifest, threads, 1, progress)?)))),
             "vad" => Ok(Arc::new(SileroVad::load(manifest, 1, progress)?)),
             "piper" | "kokoro" | "beatnet" => Ok(Arc::new(WarmedOnnx::load(manifest, threads, progress)?)),
             "whisper" => Ok(Arc::new(ct2::load_dir(&manifest.dir)?)),

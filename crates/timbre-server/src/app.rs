@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -20,7 +20,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::openapi::ApiDoc;
-use crate::routes::{health, models, ws};
+use crate::routes::{health, models, tag_stream, tags, ws};
 use crate::state::AppState;
 use crate::{auth, error, limits, metrics};
 
@@ -45,7 +45,12 @@ pub fn api_routes(state: &AppState) -> Router<AppState> {
     let mut r = Router::new()
         .route("/v1/models", get(models::list))
         .route("/v1/models/{id}", get(models::get))
-        .route("/v1/ws/ping", get(ws::ping));
+        .route("/v1/ws/ping", get(ws::ping))
+        .route("/v1/audio/classification", post(tags::classify))
+        .route("/v1/tag/stream", get(tag_stream::tag_stream))
+        // SonoTag's endpoints, same capability.
+        .route("/classify", post(tags::classify))
+        .route("/classify-local", post(tags::classify));
     if state.config.metrics_auth {
         r = r.route("/metrics", get(metrics::render));
     }

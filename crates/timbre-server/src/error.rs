@@ -147,6 +147,29 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Audio the decoder rejected: unsupported → 415, too long → 413, empty/corrupt/bad parameter →
+/// 422 naming the field the audio came from.
+pub fn audio_error(e: timbre_audio::AudioError, param: &str) -> ApiError {
+    use timbre_audio::AudioError as A;
+    match e {
+        A::Unsupported { .. } => ApiError::unsupported_media(e.to_string()).with_param(param),
+        A::TooLong { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "audio_too_long", e.to_string()).with_param(param),
+        A::Empty | A::Corrupt { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request_error", "invalid_audio", e.to_string()).with_param(param),
+        A::InvalidParameter { name, .. } => ApiError::invalid_field(name, e.to_string()),
+        _ => ApiError::internal(e.to_string()),
+    }
+}
+
+/// An engine that is busy answers 503 + Retry-After; one that failed, 500.
+pub fn engine_error(e: timbre_engines::actor::EngineError) -> ApiError {
+    use timbre_engines::actor::EngineError as E;
+    match e {
+        E::Overloaded { .. } => ApiError::overloaded(e.to_string(), Duration::from_secs(1)),
+        E::Stopped { .. } => ApiError::model_unavailable(e.to_string(), Duration::from_secs(5)),
+        E::Inference { .. } => ApiError::internal(e.to_string()),
+    }
+}
+
 /// Fallback for unknown routes.
 pub async fn not_found_fallback(request: Request) -> ApiError {
     ApiError::not_found(format!("no route for {} {}", request.method(), request.uri().path()))

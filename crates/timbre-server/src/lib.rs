@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod capabilities;
 pub mod config;
 pub mod error;
 pub mod limits;
@@ -11,7 +12,9 @@ pub mod rate_limit;
 pub mod routes;
 pub mod sessions;
 pub mod state;
+pub mod stream_input;
 pub mod telemetry;
+pub mod upload;
 
 pub use app::{app, serve};
 pub use config::Config;

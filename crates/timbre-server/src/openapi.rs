@@ -18,6 +18,8 @@ use crate::routes;
         routes::models::list,
         routes::models::get,
         routes::ws::ping,
+        routes::tags::classify,
+        routes::tag_stream::tag_stream,
     ),
     components(schemas(crate::error::ErrorEnvelope, crate::error::ErrorBody)),
     modifiers(&Security),
@@ -25,6 +27,7 @@ use crate::routes;
         (name = "health", description = "Liveness, readiness, service info and metrics (public)"),
         (name = "models", description = "Installed models and their load state"),
         (name = "streams", description = "WebSocket sessions"),
+        (name = "tagging", description = "Sound tagging: tags, timelines, events, prompt heatmaps"),
     )
 )]
 pub struct ApiDoc;

@@ -38,8 +38,8 @@ pub enum Command {
     Transcribe,
     /// Synthesize speech without a server (not yet available).
     Speak,
-    /// Tag sounds in a file without a server (not yet available).
-    Tag,
+    /// Tag sounds in audio files without a server.
+    Tag(crate::tag_cmd::TagArgs),
     /// Analyze a song without a server (not yet available).
     Analyze,
     /// Generate audio (not yet available).

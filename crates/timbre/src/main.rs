@@ -3,6 +3,7 @@
 mod cli;
 mod models_cmd;
 mod serve_cmd;
+mod tag_cmd;
 mod verify_deploy;
 
 use std::process::ExitCode;
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
         Command::Migrate => cli::not_yet("migrate", "the database layer"),
         Command::Transcribe => cli::not_yet("transcribe", "speech-to-text"),
         Command::Speak => cli::not_yet("speak", "text-to-speech"),
-        Command::Tag => cli::not_yet("tag", "sound tagging"),
+        Command::Tag(args) => tag_cmd::run(args),
         Command::Analyze => cli::not_yet("analyze", "music analysis"),
         Command::Generate => cli::not_yet("generate", "audio generation"),
     }

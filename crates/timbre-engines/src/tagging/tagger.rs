@@ -195,6 +195,49 @@ impl Tagger {
     }
 }
 
+/// One window's top labels and prompt scores, for live streams.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LiveTags {
+    pub top: Vec<Tag>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<LivePrompt>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LivePrompt {
+    pub text: String,
+    pub score: f32,
+    pub matched_labels: Vec<String>,
+}
+
+impl Tagger {
+    /// Score one window (one model call) for a live stream.
+    pub async fn live(&self, window: Vec<f32>, top_k: usize, prompts: &[String]) -> Result<Timed<LiveTags>, EngineError> {
+        let timed = self.engine.score(Windows { samples: window, batch: 1 }).await?;
+        let scores = &timed.value;
+        let labels = &self.engine.labels;
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+        let top = order
+            .iter()
+            .take(top_k)
+            .map(|&l| Tag { label: labels[l].clone(), score: round3(scores[l]), groups: groups::ancestors(l, labels) })
+            .collect();
+        let prompts = prompts
+            .iter()
+            .map(|p| {
+                let m = self.matcher.matches(p);
+                LivePrompt {
+                    text: p.clone(),
+                    score: round3(m.iter().map(|x| scores[x.index]).fold(0.0, f32::max)),
+                    matched_labels: m.iter().map(|x| labels[x.index].clone()).collect(),
+                }
+            })
+            .collect();
+        Ok(Timed { value: LiveTags { top, prompts }, queued: timed.queued, inference: timed.inference })
+    }
+}
+
 /// Everything after inference: pure, so it is tested without a model.
 #[allow(clippy::too_many_arguments)]
 pub fn build_report(

@@ -1,0 +1,122 @@
+//! `timbre tag FILE…`: tag audio files without a server, with the same engine and options.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use timbre_engines::ced::CedTagger;
+use timbre_engines::manifest::{self, Manifest};
+use timbre_engines::tagging::{TagOptions, Tagger};
+
+use crate::cli::{ConfigArgs, fail};
+
+#[derive(Args)]
+pub struct TagArgs {
+    /// Audio files (anything the decoder reads: wav, flac, mp3, ogg, m4a, …).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Free-text prompts, `;`-separated ("dog barking; siren").
+    #[arg(long)]
+    pub prompts: Option<String>,
+    /// Print the full JSON report (tags, frames, events, prompts).
+    #[arg(long)]
+    pub json: bool,
+    /// Tagging model name (default: the first `tagging` model in the models dir).
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long, default_value_t = 10)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 0.3)]
+    pub threshold: f32,
+    /// Timeline window, seconds.
+    #[arg(long, default_value_t = 2.0)]
+    pub window: f32,
+    /// Timeline hop, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub hop: f32,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+fn find_model(dir: &std::path::Path, name: Option<&str>) -> Result<Manifest, String> {
+    let found = manifest::discover(dir).map_err(|e| format!("cannot read {}: {e} (run scripts/fetch-models)", dir.display()))?;
+    found
+        .into_iter()
+        .filter_map(|(_, m)| m.ok())
+        .find(|m| m.capability == "tagging" && name.is_none_or(|n| n == m.name))
+        .ok_or_else(|| format!("no tagging model{} in {}", name.map(|n| format!(" named `{n}`")).unwrap_or_default(), dir.display()))
+}
+
+pub fn run(args: TagArgs) -> ExitCode {
+    let config = match args.config.load() {
+        Ok(l) => l.config,
+        Err(e) => return fail(&e),
+    };
+    let opts = TagOptions {
+        window: args.window,
+        hop: args.hop,
+        top_k: args.top_k,
+        threshold: args.threshold,
+        ..TagOptions::default()
+    };
+    let opts = match &args.prompts {
+        Some(p) => opts.with_prompt_text(p),
+        None => opts,
+    };
+    if let Err(e) = opts.validate() {
+        return fail(&format!("--{}: {}", e.field.replace('_', "-"), e.message));
+    }
+    let manifest = match find_model(&config.models_dir, args.model.as_deref()) {
+        Ok(m) => m,
+        Err(e) => return fail(&e),
+    };
+    let engine = match CedTagger::load(&manifest, config.threads, 1, &|_| {}) {
+        Ok(e) => e,
+        Err(e) => return fail(&format!("{}: {e}", manifest.name)),
+    };
+    let tagger = Tagger::new(&manifest.name, Arc::new(engine));
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e),
+    };
+    let mut failed = false;
+    for file in &args.files {
+        let result = std::fs::read(file).map_err(|e| e.to_string()).and_then(|bytes| {
+            let hint = file.extension().and_then(|e| e.to_str());
+            timbre_audio::decode_mono(&bytes, hint, 16_000).map_err(|e| e.to_string())
+        });
+        let samples = match result {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                failed = true;
+                continue;
+            }
+        };
+        match runtime.block_on(tagger.tag(&samples, &opts)) {
+            Ok(timed) if args.json => println!("{}", serde_json::to_string(&timed.value).unwrap_or_default()),
+            Ok(timed) => {
+                let r = timed.value;
+                println!("{} ({:.1} s)", file.display(), r.duration);
+                for t in &r.detections {
+                    println!("  {:>5.3}  {}", t.score, t.label);
+                }
+                for e in &r.events {
+                    println!("  event  {:>7.2}–{:<7.2} {} (peak {:.2})", e.start, e.end, e.label, e.peak);
+                }
+                if let Some(p) = &r.prompts {
+                    for (i, text) in p.text.iter().enumerate() {
+                        let peak = p.scores[i].iter().copied().fold(0.0f32, f32::max);
+                        println!("  prompt {text:?} → {:?} (peak {peak:.2})", p.matched_labels[i]);
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                failed = true;
+            }
+        }
+    }
+    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
