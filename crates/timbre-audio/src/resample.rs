@@ -17,6 +17,11 @@ use crate::{AudioError, Result};
 /// to keep the working set in cache.
 const CHUNK: usize = 4096;
 
+/// Taps of the sinc filter (rubato's default). With a Blackman-Harris window the passband
+/// stays within 1 % up to 75 % of the output band and the stop band is near -100 dB; 128 taps
+/// would be ~15 % faster but already lose 16 % of level at 75 % of the band.
+const SINC_LEN: usize = 256;
+
 /// Resamples mono `samples` from `from` Hz to `to` Hz.
 ///
 /// The output is aligned with the input (rubato's filter delay is compensated, so a click at
@@ -30,9 +35,7 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
     }
     let ratio = f64::from(to) / f64::from(from);
     let params = SincInterpolationParameters {
-        // 128 taps with a Blackman-Harris window keep stop-band leakage near -100 dB (far
-        // below 16-bit noise) at half the cost of rubato's 256-tap default.
-        sinc_len: 128,
+        sinc_len: SINC_LEN,
         f_cutoff: None,
         oversampling_factor: 256,
         interpolation: SincInterpolationType::Linear,
@@ -40,16 +43,47 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
     };
     let mut resampler = Async::<f32>::new_sinc(ratio, 1.0, &params, CHUNK, 1, FixedAsync::Input)
         .map_err(|e| AudioError::internal(format!("resampler setup: {e}")))?;
-    let input = InterleavedSlice::new(samples, 1, samples.len())
+    let (pad, drop) = alignment(from, to, resampler.output_delay());
+    let mut padded = Vec::with_capacity(pad + samples.len());
+    padded.resize(pad, 0.0);
+    padded.extend_from_slice(samples);
+    let input = InterleavedSlice::new(&padded, 1, padded.len())
         .map_err(|e| AudioError::internal(format!("resampler input: {e}")))?;
     let output = resampler
-        .process_all(&input, samples.len(), None)
+        .process_all(&input, padded.len(), None)
         .map_err(|e| AudioError::internal(format!("resampling: {e}")))?;
     let mut data = output.take_data();
-    // rubato rounds the length up; rounding to nearest keeps piecewise resampling drift-free.
+    data.drain(..drop.min(data.len()));
+    // Rounding the length to nearest keeps piecewise resampling drift-free.
     let expected = (samples.len() as f64 * ratio).round() as usize;
     data.truncate(expected.max(1));
     Ok(data)
+}
+
+/// rubato's `process_all` trims its filter delay in whole output frames, but the delay is
+/// `SINC_LEN/2 · ratio − 1` output frames, rarely an integer: left alone, a 44.1 → 16 kHz tone
+/// comes out 0.78 samples early (0.3 rad at 1 kHz). Prepending `pad` zeros makes the total
+/// delay a whole number of output frames; dropping `drop` more frames then aligns output
+/// frame *k* with input time *k / ratio* exactly.
+fn alignment(from: u32, to: u32, trimmed_by_rubato: usize) -> (usize, usize) {
+    let ratio = f64::from(to) / f64::from(from);
+    // (SINC_LEN/2 + pad) · to / from is an integer iff SINC_LEN/2 + pad is a multiple of q.
+    let q = (from / gcd(from, to)) as usize;
+    let half = SINC_LEN / 2;
+    let mut pad = (q - half % q) % q;
+    let delay = |pad: usize| (half + pad) as f64 * ratio - 1.0;
+    while delay(pad) < trimmed_by_rubato as f64 {
+        pad += q;
+    }
+    let drop = (delay(pad) - trimmed_by_rubato as f64).round() as usize;
+    (pad, drop)
+}
+
+fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.max(1)
 }
 
 fn check_rate(name: &'static str, rate: u32) -> Result<()> {

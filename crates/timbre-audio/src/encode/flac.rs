@@ -31,5 +31,18 @@ pub(super) fn encode(samples: &[f32], sample_rate: u32) -> Result<Vec<u8>> {
     stream
         .write(&mut sink)
         .map_err(|e| AudioError::internal(format!("FLAC writer: {e:?}")))?;
-    Ok(sink.into_inner())
+    let mut bytes = sink.into_inner();
+    fix_min_block_size(&mut bytes);
+    Ok(bytes)
+}
+
+/// flacenc counts the short final block in STREAMINFO's minimum block size, which the FLAC
+/// spec excludes; symphonia then takes the stream for variable-blocksize and rejects it. A
+/// fixed-blocksize stream has min == max, so copy max over min.
+fn fix_min_block_size(bytes: &mut [u8]) {
+    // "fLaC", then the STREAMINFO block header (4 bytes), then min (u16 BE) and max (u16 BE).
+    if bytes.len() >= 12 && bytes.starts_with(b"fLaC") && bytes[4] & 0x7F == 0 {
+        let (min, max) = bytes[8..12].split_at_mut(2);
+        min.copy_from_slice(max);
+    }
 }

@@ -3,7 +3,7 @@
 //! A LAME/Xing tag is written in the first frame so that decoders (symphonia, ffmpeg,
 //! browsers) can remove the encoder delay and padding: the decoded length equals the input's.
 
-use mp3lame_encoder::{Bitrate, Builder, FlushNoGap, MonoPcm, Quality};
+use mp3lame_encoder::{Bitrate, Builder, FlushGap, MonoPcm, Quality};
 
 use crate::resample::resample;
 use crate::{AudioError, Result};
@@ -68,7 +68,7 @@ pub(super) fn encode(samples: &[f32], sample_rate: u32) -> Result<Vec<u8>> {
     }
     out.reserve(7200);
     encoder
-        .flush_to_vec::<FlushNoGap>(&mut out)
+        .flush_to_vec::<FlushGap>(&mut out)
         .map_err(|e| AudioError::internal(format!("LAME flush: {e:?}")))?;
 
     // LAME emitted a placeholder first frame of the tag's size; overwrite it with the real tag
