@@ -20,6 +20,10 @@ const SERIAL: u32 = 0x7469_6d62;
 /// 20 ms frames: Opus's sweet spot between latency, overhead and quality.
 const FRAME_MS: u32 = 20;
 
+/// Packets per Ogg page (200 ms): a page is the unit a reader can recover after a cut or
+/// start playing from, and without a cap the writer packs up to 255 packets (5 s) into one.
+const PACKETS_PER_PAGE: usize = 10;
+
 /// Largest packet libopus produces (RFC 6716 §3.4 bound).
 const MAX_PACKET: usize = 1275 * 3 + 7;
 
@@ -82,6 +86,8 @@ pub(super) fn encode(samples: &[f32], sample_rate: u32) -> Result<Vec<u8>> {
         };
         let end = if last {
             PacketWriteEndInfo::EndStream
+        } else if (i + 1) % PACKETS_PER_PAGE == 0 {
+            PacketWriteEndInfo::EndPage
         } else {
             PacketWriteEndInfo::NormalPacket
         };
