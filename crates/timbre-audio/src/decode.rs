@@ -166,11 +166,13 @@ pub fn decode_with(bytes: &[u8], hint: Option<&str>, opts: &DecodeOptions) -> Re
     if bytes.is_empty() {
         return Err(AudioError::Empty);
     }
-    let native = if ogg_opus::looks_like_ogg_opus(bytes) {
-        ogg_opus::decode(bytes, &opts.limits)
-    } else {
-        decode_symphonia(bytes, hint, &opts.limits)
-    };
+    let native = contain_panics(|| {
+        if ogg_opus::looks_like_ogg_opus(bytes) {
+            ogg_opus::decode(bytes, &opts.limits)
+        } else {
+            decode_symphonia(bytes, hint, &opts.limits)
+        }
+    });
     match native {
         Err(AudioError::Unsupported { reason }) => {
             if !opts.ffmpeg_fallback {
@@ -187,15 +189,44 @@ pub fn decode_with(bytes: &[u8], hint: Option<&str>, opts: &DecodeOptions) -> Re
     }
 }
 
+/// Turns a panic inside the demuxers/decoders into [`AudioError::Corrupt`].
+///
+/// symphonia is not panic-free on hostile input: the fuzzer found an arithmetic overflow in
+/// its MS-ADPCM decoder (`codec_ms.rs`, the step size is never clamped), which panics in
+/// builds with overflow checks and wraps silently in release. A malformed upload must be a
+/// 422, not a crashed worker, so the whole native decode runs under `catch_unwind`; the
+/// decoder state is dropped with it. This relies on the default `panic = "unwind"`.
+fn contain_panics(f: impl FnOnce() -> Result<Decoded>) -> Result<Decoded> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        Err(AudioError::corrupt(format!(
+            "decoder failed on malformed input: {message}"
+        )))
+    })
+}
+
 /// Decodes, downmixes to mono and resamples to `target_rate`: what every speech model wants.
 pub fn decode_mono(bytes: &[u8], hint: Option<&str>, target_rate: u32) -> Result<Vec<f32>> {
+    decode_mono_with(bytes, hint, target_rate, &DecodeOptions::default())
+}
+
+pub fn decode_mono_with(
+    bytes: &[u8],
+    hint: Option<&str>,
+    target_rate: u32,
+    opts: &DecodeOptions,
+) -> Result<Vec<f32>> {
     if target_rate == 0 || target_rate > MAX_SAMPLE_RATE {
         return Err(AudioError::invalid(
             "target_rate",
             format!("{target_rate} Hz is outside 1..={MAX_SAMPLE_RATE}"),
         ));
     }
-    let decoded = decode(bytes, hint)?;
+    let decoded = decode_with(bytes, hint, opts)?;
     let mono = decoded.to_mono();
     resample(&mono, decoded.sample_rate, target_rate)
 }

@@ -159,6 +159,21 @@ mod tests {
     }
 
     #[test]
+    fn empty_input_encodes_to_a_valid_empty_stream() {
+        // A TTS request can legitimately produce no audio; that is not an encoder failure.
+        for f in OutputFormat::ALL {
+            let bytes = encode(&[], 16_000, f).unwrap();
+            match f {
+                OutputFormat::Pcm16 | OutputFormat::Mulaw | OutputFormat::Alaw => {
+                    assert!(bytes.is_empty(), "{f}")
+                }
+                OutputFormat::Wav => assert_eq!(bytes.len(), 44),
+                _ => assert!(!bytes.is_empty(), "{f}: no header"),
+            }
+        }
+    }
+
+    #[test]
     fn rejects_bad_rate() {
         assert!(matches!(
             encode(&[0.0], 0, OutputFormat::Wav),

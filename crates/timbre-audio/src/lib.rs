@@ -19,7 +19,8 @@ mod peaks;
 mod resample;
 
 pub use decode::{
-    DecodeLimits, DecodeOptions, Decoded, MAX_SAMPLE_RATE, decode, decode_mono, decode_with,
+    DecodeLimits, DecodeOptions, Decoded, MAX_SAMPLE_RATE, decode, decode_mono, decode_mono_with,
+    decode_with,
 };
 pub use encode::{OutputFormat, encode};
 pub use error::AudioError;
