@@ -3,10 +3,13 @@
 mod flac;
 mod mp3;
 mod opus;
+mod stream;
 mod wav;
 
 use std::fmt;
 use std::str::FromStr;
+
+pub use stream::{StreamEncoder, stream_encoder};
 
 use crate::decode::MAX_SAMPLE_RATE;
 use crate::g711::{f32_to_alaw, f32_to_mulaw};

@@ -22,7 +22,7 @@ pub use decode::{
     DecodeLimits, DecodeOptions, Decoded, MAX_SAMPLE_RATE, decode, decode_mono, decode_mono_with,
     decode_with,
 };
-pub use encode::{OutputFormat, encode};
+pub use encode::{OutputFormat, StreamEncoder, encode, stream_encoder};
 pub use error::AudioError;
 pub use features::{
     WHISPER_HOP_LENGTH, WHISPER_N_FFT, WHISPER_SAMPLE_RATE, hann_window, log_mel_spectrogram,

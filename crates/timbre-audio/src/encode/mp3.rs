@@ -3,7 +3,9 @@
 //! A LAME/Xing tag is written in the first frame so that decoders (symphonia, ffmpeg,
 //! browsers) can remove the encoder delay and padding: the decoded length equals the input's.
 
-use mp3lame_encoder::{Bitrate, Builder, FlushGap, MonoPcm, Quality};
+use std::num::NonZeroU32;
+
+use mp3lame_encoder::{Bitrate, Builder, Encoder, FlushGap, MonoPcm, Quality};
 
 use crate::resample::resample;
 use crate::{AudioError, Result};
@@ -27,15 +29,11 @@ fn lame_error(what: &str) -> impl Fn(mp3lame_encoder::BuildError) -> AudioError 
     move |e| AudioError::internal(format!("LAME {what}: {e:?}"))
 }
 
-pub(super) fn encode(samples: &[f32], sample_rate: u32) -> Result<Vec<u8>> {
-    let rate = encoder_rate(sample_rate);
-    let resampled;
-    let input = if rate == sample_rate {
-        samples
-    } else {
-        resampled = resample(samples, sample_rate, rate)?;
-        &resampled
-    };
+/// A mono LAME encoder for input at `input_rate`, writing at [`encoder_rate`] (LAME resamples
+/// internally when they differ, which only the streaming path relies on). The LAME tag needs
+/// the whole file, so only one-shot encoding asks for it.
+pub(super) fn lame_encoder(input_rate: u32, write_tag: bool) -> Result<Encoder> {
+    let rate = encoder_rate(input_rate);
     // Mono: 128 kbit/s is transparent for music at MPEG-1 rates, 64 for the speech-band rates.
     let bitrate = match rate {
         32_000.. => Bitrate::Kbps128,
@@ -47,29 +45,60 @@ pub(super) fn encode(samples: &[f32], sample_rate: u32) -> Result<Vec<u8>> {
         .set_num_channels(1)
         .map_err(lame_error("channels"))?;
     builder
-        .set_sample_rate(rate)
+        .set_sample_rate(input_rate)
         .map_err(lame_error("sample rate"))?;
+    if rate != input_rate {
+        builder
+            .set_output_sample_rate(NonZeroU32::new(rate))
+            .map_err(lame_error("output rate"))?;
+    }
     builder.set_brate(bitrate).map_err(lame_error("bitrate"))?;
     builder
         .set_quality(Quality::Good)
         .map_err(lame_error("quality"))?;
     builder
-        .set_to_write_vbr_tag(true)
+        .set_to_write_vbr_tag(write_tag)
         .map_err(lame_error("tag"))?;
-    let mut encoder = builder.build().map_err(lame_error("init"))?;
+    builder.build().map_err(lame_error("init"))
+}
 
-    let clipped: Vec<f32> = input.iter().map(|s| s.clamp(-1.0, 1.0)).collect();
-    let mut out = Vec::new();
-    for chunk in clipped.chunks(1 << 16) {
-        out.reserve(mp3lame_encoder::max_required_buffer_size(chunk.len()));
+/// Encodes `samples` (any length) into `out`, clipping to [-1, 1] first.
+pub(super) fn encode_into(encoder: &mut Encoder, samples: &[f32], out: &mut Vec<u8>) -> Result<()> {
+    for chunk in samples.chunks(1 << 16) {
+        let clipped: Vec<f32> = chunk.iter().map(|s| s.clamp(-1.0, 1.0)).collect();
+        out.reserve(mp3lame_encoder::max_required_buffer_size(clipped.len()));
         encoder
-            .encode_to_vec(MonoPcm(chunk), &mut out)
+            .encode_to_vec(MonoPcm(clipped.as_slice()), out)
             .map_err(|e| AudioError::internal(format!("LAME encode: {e:?}")))?;
     }
+    Ok(())
+}
+
+/// Flushes LAME's buffered frames (padding the last one) into `out`.
+pub(super) fn flush_into(encoder: &mut Encoder, out: &mut Vec<u8>) -> Result<()> {
+    // LAME's documented upper bound for a flush.
     out.reserve(7200);
     encoder
-        .flush_to_vec::<FlushGap>(&mut out)
+        .flush_to_vec::<FlushGap>(out)
         .map_err(|e| AudioError::internal(format!("LAME flush: {e:?}")))?;
+    Ok(())
+}
+
+pub(super) fn encode(samples: &[f32], sample_rate: u32) -> Result<Vec<u8>> {
+    let rate = encoder_rate(sample_rate);
+    let resampled;
+    let input = if rate == sample_rate {
+        samples
+    } else {
+        // Our sinc resampler rather than LAME's: better quality, and the length stays exact
+        // for the gapless tag.
+        resampled = resample(samples, sample_rate, rate)?;
+        &resampled
+    };
+    let mut encoder = lame_encoder(rate, true)?;
+    let mut out = Vec::new();
+    encode_into(&mut encoder, input, &mut out)?;
+    flush_into(&mut encoder, &mut out)?;
 
     // LAME emitted a placeholder first frame of the tag's size; overwrite it with the real tag
     // now that the delay, padding and frame count are known.
