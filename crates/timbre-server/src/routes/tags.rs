@@ -65,7 +65,8 @@ pub async fn classify(State(state): State<AppState>, multipart: Multipart) -> Re
     let file = form.require_file("file")?;
     let opts = options_from(&form)?;
     let (_, tagger) = engine_for::<Tagger>(&state, CAPABILITY, form.text("model"))?;
-    let samples = decode_16k(file.bytes, file.hint(), "file").await?;
+    let hint = file.hint();
+    let samples = decode_16k(file.bytes, hint, "file").await?;
     let timed = tagger.tag(&samples, &opts).await.map_err(crate::error::engine_error)?;
     let mut response = Json::<TagReport>(timed.value).into_response();
     let headers = response.headers_mut();
