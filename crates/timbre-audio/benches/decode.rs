@@ -29,18 +29,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .collect();
             let bytes = encode(&samples, RATE, OutputFormat::Mp3)?;
             std::fs::write(&path, &bytes)?;
-            println!(
-                "encoded 10 min to MP3 in {:.2} s",
-                started.elapsed().as_secs_f64()
-            );
+            println!("encoded 10 min to MP3 in {:.2} s", started.elapsed().as_secs_f64());
             bytes
         }
     };
-    println!(
-        "input: {} ({:.1} MB)",
-        path.display(),
-        mp3.len() as f64 / 1e6
-    );
+    println!("input: {} ({:.1} MB)", path.display(), mp3.len() as f64 / 1e6);
 
     let mut times = Vec::new();
     for _ in 0..5 {

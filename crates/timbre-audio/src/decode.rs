@@ -44,10 +44,7 @@ pub struct DecodeLimits {
 impl Default for DecodeLimits {
     /// Three hours, and 2^28 samples (1 GiB of f32): a long podcast fits, a bomb does not.
     fn default() -> Self {
-        Self {
-            max_seconds: 3.0 * 3600.0,
-            max_samples: 1 << 28,
-        }
+        Self { max_seconds: 3.0 * 3600.0, max_samples: 1 << 28 }
     }
 }
 
@@ -62,10 +59,7 @@ impl DecodeLimits {
     }
 
     pub(crate) fn exceeded(&self) -> AudioError {
-        AudioError::TooLong {
-            max_seconds: self.max_seconds,
-            max_samples: self.max_samples,
-        }
+        AudioError::TooLong { max_seconds: self.max_seconds, max_samples: self.max_samples }
     }
 }
 
@@ -82,11 +76,7 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        Self {
-            limits: DecodeLimits::default(),
-            ffmpeg_fallback: true,
-            ffmpeg_timeout: Duration::from_secs(120),
-        }
+        Self { limits: DecodeLimits::default(), ffmpeg_fallback: true, ffmpeg_timeout: Duration::from_secs(120) }
     }
 }
 
@@ -104,26 +94,14 @@ pub struct Decoded {
 }
 
 impl Decoded {
-    pub(crate) fn new(
-        sample_rate: u32,
-        channels: usize,
-        samples: Vec<f32>,
-        codec: String,
-    ) -> Result<Self> {
+    pub(crate) fn new(sample_rate: u32, channels: usize, samples: Vec<f32>, codec: String) -> Result<Self> {
         check_format(sample_rate, channels)?;
         if samples.is_empty() {
             return Err(AudioError::Empty);
         }
         let frames = samples.len() / channels;
-        let channels = u16::try_from(channels)
-            .map_err(|_| AudioError::unsupported(format!("{channels} channels")))?;
-        Ok(Self {
-            sample_rate,
-            channels,
-            duration_s: frames as f64 / f64::from(sample_rate),
-            samples,
-            codec,
-        })
+        let channels = u16::try_from(channels).map_err(|_| AudioError::unsupported(format!("{channels} channels")))?;
+        Ok(Self { sample_rate, channels, duration_s: frames as f64 / f64::from(sample_rate), samples, codec })
     }
 
     pub fn frames(&self) -> usize {
@@ -141,17 +119,13 @@ pub(crate) fn check_format(sample_rate: u32, channels: usize) -> Result<()> {
         return Err(AudioError::corrupt("sample rate is 0"));
     }
     if sample_rate > MAX_SAMPLE_RATE {
-        return Err(AudioError::unsupported(format!(
-            "sample rate {sample_rate} Hz is above {MAX_SAMPLE_RATE} Hz"
-        )));
+        return Err(AudioError::unsupported(format!("sample rate {sample_rate} Hz is above {MAX_SAMPLE_RATE} Hz")));
     }
     if channels == 0 {
         return Err(AudioError::corrupt("zero channels"));
     }
     if channels > MAX_CHANNELS {
-        return Err(AudioError::unsupported(format!(
-            "{channels} channels (at most {MAX_CHANNELS} are supported)"
-        )));
+        return Err(AudioError::unsupported(format!("{channels} channels (at most {MAX_CHANNELS} are supported)")));
     }
     Ok(())
 }
@@ -179,9 +153,7 @@ pub fn decode_with(bytes: &[u8], hint: Option<&str>, opts: &DecodeOptions) -> Re
                 return Err(AudioError::Unsupported { reason });
             }
             if !ffmpeg::ffmpeg_available() {
-                return Err(AudioError::unsupported(format!(
-                    "{reason}; install ffmpeg to decode this format"
-                )));
+                return Err(AudioError::unsupported(format!("{reason}; install ffmpeg to decode this format")));
             }
             ffmpeg::decode(bytes, opts)
         }
@@ -203,9 +175,7 @@ fn contain_panics(f: impl FnOnce() -> Result<Decoded>) -> Result<Decoded> {
             .map(|s| (*s).to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_string());
-        Err(AudioError::corrupt(format!(
-            "decoder failed on malformed input: {message}"
-        )))
+        Err(AudioError::corrupt(format!("decoder failed on malformed input: {message}")))
     })
 }
 
@@ -214,17 +184,9 @@ pub fn decode_mono(bytes: &[u8], hint: Option<&str>, target_rate: u32) -> Result
     decode_mono_with(bytes, hint, target_rate, &DecodeOptions::default())
 }
 
-pub fn decode_mono_with(
-    bytes: &[u8],
-    hint: Option<&str>,
-    target_rate: u32,
-    opts: &DecodeOptions,
-) -> Result<Vec<f32>> {
+pub fn decode_mono_with(bytes: &[u8], hint: Option<&str>, target_rate: u32, opts: &DecodeOptions) -> Result<Vec<f32>> {
     if target_rate == 0 || target_rate > MAX_SAMPLE_RATE {
-        return Err(AudioError::invalid(
-            "target_rate",
-            format!("{target_rate} Hz is outside 1..={MAX_SAMPLE_RATE}"),
-        ));
+        return Err(AudioError::invalid("target_rate", format!("{target_rate} Hz is outside 1..={MAX_SAMPLE_RATE}")));
     }
     let decoded = decode_with(bytes, hint, opts)?;
     let mono = decoded.to_mono();
@@ -261,17 +223,10 @@ const MAX_CONSECUTIVE_DECODE_ERRORS: usize = 64;
 fn decode_symphonia(bytes: &[u8], hint: Option<&str>, limits: &DecodeLimits) -> Result<Decoded> {
     let mss = MediaSourceStream::new(Box::new(Cursor::new(bytes)), Default::default());
     let mut format = symphonia::default::get_probe()
-        .probe(
-            &make_hint(hint),
-            mss,
-            FormatOptions::default(),
-            MetadataOptions::default(),
-        )
+        .probe(&make_hint(hint), mss, FormatOptions::default(), MetadataOptions::default())
         .map_err(map_probe_error)?;
 
-    let track = format
-        .default_track(TrackType::Audio)
-        .ok_or_else(|| AudioError::unsupported("no audio track"))?;
+    let track = format.default_track(TrackType::Audio).ok_or_else(|| AudioError::unsupported("no audio track"))?;
     let track_id = track.id;
     let params = track
         .codec_params
@@ -289,9 +244,7 @@ fn decode_symphonia(bytes: &[u8], hint: Option<&str>, limits: &DecodeLimits) -> 
     let mut decoder = symphonia::default::get_codecs()
         .make_audio_decoder(&params, &AudioDecoderOptions::default())
         .map_err(|e| match e {
-            SymphoniaError::Unsupported(what) => {
-                AudioError::unsupported(format!("no decoder for this codec ({what})"))
-            }
+            SymphoniaError::Unsupported(what) => AudioError::unsupported(format!("no decoder for this codec ({what})")),
             other => AudioError::corrupt(format!("cannot set up decoder: {other}")),
         })?;
     let codec = decoder.codec_info().short_name.to_string();
@@ -334,9 +287,7 @@ fn decode_symphonia(bytes: &[u8], hint: Option<&str>, limits: &DecodeLimits) -> 
                     }
                     // Chained streams with a new rate/layout: ffmpeg can resample them.
                     Some(s) if s != (rate, channels) => {
-                        return Err(AudioError::unsupported(
-                            "sample rate or channel layout changes mid-stream",
-                        ));
+                        return Err(AudioError::unsupported("sample rate or channel layout changes mid-stream"));
                     }
                     Some(_) => {}
                 }
@@ -394,10 +345,7 @@ fn trim_aac(
     let frames = (samples.len() / channels) as u64;
     let (skip, keep) = match mp4::audio_edit(bytes) {
         Some(edit) => (edit.skip_frames, edit.keep_frames),
-        None => (
-            track_delay.map_or(AAC_DEFAULT_PRIMING, u64::from),
-            track_frames,
-        ),
+        None => (track_delay.map_or(AAC_DEFAULT_PRIMING, u64::from), track_frames),
     };
     let skip = skip.min(frames);
     let keep = keep.unwrap_or(frames - skip).min(frames - skip);
@@ -414,33 +362,17 @@ mod tests {
 
     #[test]
     fn limits_count_frames_and_samples() {
-        let limits = DecodeLimits {
-            max_seconds: 1.0,
-            max_samples: 100,
-        };
+        let limits = DecodeLimits { max_seconds: 1.0, max_samples: 100 };
         assert!(limits.check(50, 2, 100).is_ok());
-        assert!(matches!(
-            limits.check(51, 2, 1000),
-            Err(AudioError::TooLong { .. })
-        ));
-        assert!(matches!(
-            limits.check(11, 1, 10),
-            Err(AudioError::TooLong { .. })
-        ));
+        assert!(matches!(limits.check(51, 2, 1000), Err(AudioError::TooLong { .. })));
+        assert!(matches!(limits.check(11, 1, 10), Err(AudioError::TooLong { .. })));
     }
 
     #[test]
     fn hint_accepts_extension_or_mime() {
         // Only checks that odd hints do not break decoding of a valid stream.
         let wav = crate::encode(&[0.1; 800], 8000, crate::OutputFormat::Wav).unwrap();
-        for hint in [
-            None,
-            Some("wav"),
-            Some(".WAV"),
-            Some("audio/wav"),
-            Some("mp3"),
-            Some(""),
-        ] {
+        for hint in [None, Some("wav"), Some(".WAV"), Some("audio/wav"), Some("mp3"), Some("")] {
             let d = decode(&wav, hint).unwrap();
             assert_eq!(d.frames(), 800, "hint {hint:?}");
         }

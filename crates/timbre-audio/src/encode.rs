@@ -38,15 +38,8 @@ pub enum OutputFormat {
 }
 
 impl OutputFormat {
-    pub const ALL: [OutputFormat; 7] = [
-        Self::Wav,
-        Self::Flac,
-        Self::Mp3,
-        Self::Opus,
-        Self::Pcm16,
-        Self::Mulaw,
-        Self::Alaw,
-    ];
+    pub const ALL: [OutputFormat; 7] =
+        [Self::Wav, Self::Flac, Self::Mp3, Self::Opus, Self::Pcm16, Self::Mulaw, Self::Alaw];
 
     /// The `Content-Type` to send with these bytes.
     pub fn mime_type(self) -> &'static str {
@@ -112,9 +105,7 @@ impl FromStr for OutputFormat {
             other => {
                 return Err(AudioError::invalid(
                     "format",
-                    format!(
-                        "unknown output format `{other}` (wav, flac, mp3, opus, pcm, mulaw, alaw)"
-                    ),
+                    format!("unknown output format `{other}` (wav, flac, mp3, opus, pcm, mulaw, alaw)"),
                 ));
             }
         })
@@ -127,10 +118,7 @@ impl FromStr for OutputFormat {
 /// the receiver expects (8 kHz for telephony G.711) before calling.
 pub fn encode(samples: &[f32], sample_rate: u32, format: OutputFormat) -> Result<Vec<u8>> {
     if sample_rate == 0 || sample_rate > MAX_SAMPLE_RATE {
-        return Err(AudioError::invalid(
-            "sample_rate",
-            format!("{sample_rate} Hz is outside 1..={MAX_SAMPLE_RATE}"),
-        ));
+        return Err(AudioError::invalid("sample_rate", format!("{sample_rate} Hz is outside 1..={MAX_SAMPLE_RATE}")));
     }
     match format {
         OutputFormat::Wav => wav::encode(samples, sample_rate),
@@ -155,10 +143,7 @@ mod tests {
             assert_eq!(f.extension().parse::<OutputFormat>().unwrap(), f);
             assert!(f.mime_type().starts_with("audio/"));
         }
-        assert!(matches!(
-            "aiff".parse::<OutputFormat>(),
-            Err(AudioError::InvalidParameter { name: "format", .. })
-        ));
+        assert!(matches!("aiff".parse::<OutputFormat>(), Err(AudioError::InvalidParameter { name: "format", .. })));
     }
 
     #[test]
@@ -180,10 +165,7 @@ mod tests {
     fn rejects_bad_rate() {
         assert!(matches!(
             encode(&[0.0], 0, OutputFormat::Wav),
-            Err(AudioError::InvalidParameter {
-                name: "sample_rate",
-                ..
-            })
+            Err(AudioError::InvalidParameter { name: "sample_rate", .. })
         ));
     }
 }

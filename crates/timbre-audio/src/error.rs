@@ -17,10 +17,7 @@ pub enum AudioError {
     Corrupt { reason: String },
     /// Decoding was stopped because the audio exceeds the configured [`crate::DecodeLimits`].
     #[error("audio too long: more than {max_seconds} s or {max_samples} samples")]
-    TooLong {
-        max_seconds: f64,
-        max_samples: usize,
-    },
+    TooLong { max_seconds: f64, max_samples: usize },
     /// A caller-supplied argument is out of range (a sample rate of 0, an empty format, …).
     #[error("invalid parameter `{name}`: {reason}")]
     InvalidParameter { name: &'static str, reason: String },
@@ -31,27 +28,18 @@ pub enum AudioError {
 
 impl AudioError {
     pub(crate) fn corrupt(reason: impl Into<String>) -> Self {
-        Self::Corrupt {
-            reason: reason.into(),
-        }
+        Self::Corrupt { reason: reason.into() }
     }
 
     pub(crate) fn unsupported(reason: impl Into<String>) -> Self {
-        Self::Unsupported {
-            reason: reason.into(),
-        }
+        Self::Unsupported { reason: reason.into() }
     }
 
     pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
-        Self::InvalidParameter {
-            name,
-            reason: reason.into(),
-        }
+        Self::InvalidParameter { name, reason: reason.into() }
     }
 
     pub(crate) fn internal(reason: impl Into<String>) -> Self {
-        Self::Internal {
-            reason: reason.into(),
-        }
+        Self::Internal { reason: reason.into() }
     }
 }

@@ -39,10 +39,7 @@ fn reflect_index(i: isize, len: usize) -> usize {
 /// (`n_fft/2 + 1` bins per frame) and the frame count, `1 + len / hop`.
 pub fn power_spectrogram(samples: &[f32], n_fft: usize, hop: usize) -> Result<(Vec<f32>, usize)> {
     if n_fft < 2 || hop == 0 {
-        return Err(AudioError::invalid(
-            "n_fft",
-            "n_fft must be ≥ 2 and hop ≥ 1",
-        ));
+        return Err(AudioError::invalid("n_fft", "n_fft must be ≥ 2 and hop ≥ 1"));
     }
     if samples.is_empty() {
         return Ok((Vec::new(), 0));
@@ -81,11 +78,7 @@ fn hz_to_mel(hz: f64) -> f64 {
     const MIN_LOG_HZ: f64 = 1000.0;
     const MIN_LOG_MEL: f64 = MIN_LOG_HZ / F_SP;
     let logstep = 6.4f64.ln() / 27.0;
-    if hz >= MIN_LOG_HZ {
-        MIN_LOG_MEL + (hz / MIN_LOG_HZ).ln() / logstep
-    } else {
-        hz / F_SP
-    }
+    if hz >= MIN_LOG_HZ { MIN_LOG_MEL + (hz / MIN_LOG_HZ).ln() / logstep } else { hz / F_SP }
 }
 
 fn mel_to_hz(mel: f64) -> f64 {
@@ -93,11 +86,7 @@ fn mel_to_hz(mel: f64) -> f64 {
     const MIN_LOG_HZ: f64 = 1000.0;
     const MIN_LOG_MEL: f64 = MIN_LOG_HZ / F_SP;
     let logstep = 6.4f64.ln() / 27.0;
-    if mel >= MIN_LOG_MEL {
-        MIN_LOG_HZ * (logstep * (mel - MIN_LOG_MEL)).exp()
-    } else {
-        F_SP * mel
-    }
+    if mel >= MIN_LOG_MEL { MIN_LOG_HZ * (logstep * (mel - MIN_LOG_MEL)).exp() } else { F_SP * mel }
 }
 
 /// `librosa.filters.mel(sr, n_fft, n_mels, fmin=0, fmax=sr/2, htk=False, norm="slaney")`:
@@ -105,13 +94,10 @@ fn mel_to_hz(mel: f64) -> f64 {
 pub fn mel_filterbank(sample_rate: u32, n_fft: usize, n_mels: usize) -> Vec<f32> {
     let n_bins = n_fft / 2 + 1;
     let sr = f64::from(sample_rate);
-    let fft_freqs: Vec<f64> = (0..n_bins)
-        .map(|i| i as f64 * (sr / 2.0) / (n_bins - 1).max(1) as f64)
-        .collect();
+    let fft_freqs: Vec<f64> = (0..n_bins).map(|i| i as f64 * (sr / 2.0) / (n_bins - 1).max(1) as f64).collect();
     let (mel_min, mel_max) = (hz_to_mel(0.0), hz_to_mel(sr / 2.0));
-    let mel_f: Vec<f64> = (0..n_mels + 2)
-        .map(|i| mel_to_hz(mel_min + (mel_max - mel_min) * i as f64 / (n_mels + 1) as f64))
-        .collect();
+    let mel_f: Vec<f64> =
+        (0..n_mels + 2).map(|i| mel_to_hz(mel_min + (mel_max - mel_min) * i as f64 / (n_mels + 1) as f64)).collect();
     let mut weights = vec![0f32; n_mels * n_bins];
     for m in 0..n_mels {
         let (lo, centre, hi) = (mel_f[m], mel_f[m + 1], mel_f[m + 2]);
@@ -133,10 +119,7 @@ pub fn mel_filterbank(sample_rate: u32, n_fft: usize, n_mels: usize) -> Vec<f32>
 /// encoder takes) and `n_frames`. Padding or trimming to 30 s is the caller's business.
 pub fn log_mel_spectrogram(samples_16k: &[f32], n_mels: usize) -> Result<(Vec<f32>, usize)> {
     if n_mels != 80 && n_mels != 128 {
-        return Err(AudioError::invalid(
-            "n_mels",
-            format!("{n_mels} (Whisper uses 80 or 128)"),
-        ));
+        return Err(AudioError::invalid("n_mels", format!("{n_mels} (Whisper uses 80 or 128)")));
     }
     let (power, frames) = power_spectrogram(samples_16k, WHISPER_N_FFT, WHISPER_HOP_LENGTH)?;
     let n_frames = frames.saturating_sub(1);
@@ -159,11 +142,7 @@ pub fn log_mel_spectrogram(samples_16k: &[f32], n_mels: usize) -> Result<(Vec<f3
         let spectrum = &power[t * n_bins..(t + 1) * n_bins];
         for (m, &(first, last)) in spans.iter().enumerate() {
             let row = &filters[m * n_bins..(m + 1) * n_bins];
-            let energy: f32 = row[first..last]
-                .iter()
-                .zip(&spectrum[first..last])
-                .map(|(w, p)| w * p)
-                .sum();
+            let energy: f32 = row[first..last].iter().zip(&spectrum[first..last]).map(|(w, p)| w * p).sum();
             mel[m * n_frames + t] = energy.max(1e-10).log10();
         }
     }
@@ -195,18 +174,11 @@ mod tests {
     #[test]
     fn tone_energy_lands_in_its_bin() {
         let sr = 16_000.0;
-        let x: Vec<f32> = (0..16_000)
-            .map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / sr).sin())
-            .collect();
+        let x: Vec<f32> = (0..16_000).map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / sr).sin()).collect();
         let (power, frames) = power_spectrogram(&x, 400, 160).unwrap();
         assert_eq!(frames, 101);
         let mid = &power[50 * 201..51 * 201];
-        let peak = mid
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .unwrap()
-            .0;
+        let peak = mid.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
         assert_eq!(peak, 25); // 1000 Hz / (16000 / 400)
     }
 
@@ -218,9 +190,6 @@ mod tests {
         assert_eq!(mel.len(), 80 * 100);
         // Silence: every value is log10(1e-10) = -10 → (−10 + 4) / 4.
         assert!(mel.iter().all(|&v| (v - (-1.5)).abs() < 1e-6));
-        assert!(matches!(
-            log_mel_spectrogram(&x, 40),
-            Err(AudioError::InvalidParameter { name: "n_mels", .. })
-        ));
+        assert!(matches!(log_mel_spectrogram(&x, 40), Err(AudioError::InvalidParameter { name: "n_mels", .. })));
     }
 }

@@ -53,27 +53,8 @@ pub(crate) fn decode(bytes: &[u8], opts: &DecodeOptions) -> Result<Decoded> {
     let max_t = format!("{:.3}", limits.max_seconds + 1.0);
     let child = Command::new("ffmpeg")
         .args(["-nostdin", "-hide_banner", "-nostats", "-loglevel", "info"])
-        .args([
-            "-i",
-            "pipe:0",
-            "-map",
-            "0:a:0",
-            "-vn",
-            "-sn",
-            "-dn",
-            "-map_metadata",
-            "-1",
-        ])
-        .args([
-            "-t",
-            &max_t,
-            "-c:a",
-            "pcm_f32le",
-            "-f",
-            "wav",
-            "-bitexact",
-            "pipe:1",
-        ])
+        .args(["-i", "pipe:0", "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1"])
+        .args(["-t", &max_t, "-c:a", "pcm_f32le", "-f", "wav", "-bitexact", "pipe:1"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -91,9 +72,7 @@ pub(crate) fn decode(bytes: &[u8], opts: &DecodeOptions) -> Result<Decoded> {
     });
 
     // Header allowance on top of the sample budget.
-    let out_cap = (limits.max_samples as u64)
-        .saturating_mul(4)
-        .saturating_add(1 << 16);
+    let out_cap = (limits.max_samples as u64).saturating_mul(4).saturating_add(1 << 16);
     let oversize = Arc::new(AtomicBool::new(false));
     let stdout = child.0.stdout.take();
     let oversize_flag = Arc::clone(&oversize);
@@ -146,10 +125,7 @@ pub(crate) fn decode(bytes: &[u8], opts: &DecodeOptions) -> Result<Decoded> {
     }
     let codec = input_codec(&diagnostics).unwrap_or_else(|| "unknown".to_string());
     let (rate, channels, data) = parse_float_wav(&out)?;
-    let samples: Vec<f32> = data
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let samples: Vec<f32> = data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     let decoded = Decoded::new(rate, channels, samples, codec)?;
     if decoded.duration_s > limits.max_seconds || decoded.samples.len() > limits.max_samples {
         return Err(limits.exceeded());
@@ -159,12 +135,7 @@ pub(crate) fn decode(bytes: &[u8], opts: &DecodeOptions) -> Result<Decoded> {
 
 /// ffmpeg's last error line, sorted into "not a format it knows" and "broken input".
 fn classify_failure(diagnostics: &str) -> AudioError {
-    let last = diagnostics
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
+    let last = diagnostics.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
     let unknown = [
         "Invalid data found",
         "could not find codec parameters",
@@ -182,14 +153,9 @@ fn classify_failure(diagnostics: &str) -> AudioError {
 
 /// Codec of the first input audio stream, from ffmpeg's `Stream #0:0: Audio: opus, …` line.
 fn input_codec(diagnostics: &str) -> Option<String> {
-    let line = diagnostics
-        .lines()
-        .find(|l| l.contains("Stream #0") && l.contains("Audio: "))?;
+    let line = diagnostics.lines().find(|l| l.contains("Stream #0") && l.contains("Audio: "))?;
     let after = line.split("Audio: ").nth(1)?;
-    let name: String = after
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect();
+    let name: String = after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
     (!name.is_empty()).then_some(name)
 }
 
@@ -204,8 +170,7 @@ fn parse_float_wav(out: &[u8]) -> Result<(u32, usize, &[u8])> {
     let mut format: Option<(u32, usize)> = None;
     while at + 8 <= out.len() {
         let id = &out[at..at + 4];
-        let size =
-            u32::from_le_bytes([out[at + 4], out[at + 5], out[at + 6], out[at + 7]]) as usize;
+        let size = u32::from_le_bytes([out[at + 4], out[at + 5], out[at + 6], out[at + 7]]) as usize;
         let body = at + 8;
         if id == b"data" {
             let (rate, channels) = format.ok_or_else(bad)?;
@@ -247,9 +212,6 @@ mod tests {
             classify_failure("pipe:0: Invalid data found when processing input"),
             AudioError::Unsupported { .. }
         ));
-        assert!(matches!(
-            classify_failure("Error while decoding stream"),
-            AudioError::Corrupt { .. }
-        ));
+        assert!(matches!(classify_failure("Error while decoding stream"), AudioError::Corrupt { .. }));
     }
 }

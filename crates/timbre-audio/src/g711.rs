@@ -45,11 +45,7 @@ pub fn linear_to_alaw(sample: i16) -> u8 {
         return (0x7F ^ mask) as u8;
     };
     let seg = seg as i32;
-    let mantissa = if seg < 2 {
-        (pcm >> 1) & 0x0F
-    } else {
-        (pcm >> seg) & 0x0F
-    };
+    let mantissa = if seg < 2 { (pcm >> 1) & 0x0F } else { (pcm >> seg) & 0x0F };
     (((seg << 4) | mantissa) ^ mask) as u8
 }
 
@@ -67,31 +63,19 @@ pub fn alaw_to_linear(byte: u8) -> i16 {
 }
 
 pub fn mulaw_to_f32(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .iter()
-        .map(|&b| f32::from(mulaw_to_linear(b)) / 32768.0)
-        .collect()
+    bytes.iter().map(|&b| f32::from(mulaw_to_linear(b)) / 32768.0).collect()
 }
 
 pub fn f32_to_mulaw(samples: &[f32]) -> Vec<u8> {
-    samples
-        .iter()
-        .map(|&s| linear_to_mulaw(sample_to_i16(s)))
-        .collect()
+    samples.iter().map(|&s| linear_to_mulaw(sample_to_i16(s))).collect()
 }
 
 pub fn alaw_to_f32(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .iter()
-        .map(|&b| f32::from(alaw_to_linear(b)) / 32768.0)
-        .collect()
+    bytes.iter().map(|&b| f32::from(alaw_to_linear(b)) / 32768.0).collect()
 }
 
 pub fn f32_to_alaw(samples: &[f32]) -> Vec<u8> {
-    samples
-        .iter()
-        .map(|&s| linear_to_alaw(sample_to_i16(s)))
-        .collect()
+    samples.iter().map(|&s| linear_to_alaw(sample_to_i16(s))).collect()
 }
 
 #[cfg(test)]
@@ -135,14 +119,8 @@ mod tests {
             let a = i32::from(alaw_to_linear(linear_to_alaw(s)));
             if v.abs() > 1024 {
                 // Logarithmic segments: the error is a small fraction of the value.
-                assert!(
-                    f64::from((mu - v).abs()) / f64::from(v.abs()) < 0.035,
-                    "mu {s} -> {mu}"
-                );
-                assert!(
-                    f64::from((a - v).abs()) / f64::from(v.abs()) < 0.035,
-                    "a {s} -> {a}"
-                );
+                assert!(f64::from((mu - v).abs()) / f64::from(v.abs()) < 0.035, "mu {s} -> {mu}");
+                assert!(f64::from((a - v).abs()) / f64::from(v.abs()) < 0.035, "a {s} -> {a}");
             } else {
                 // Linear segments near zero: a few LSBs.
                 assert!((mu - v).abs() <= 32, "mu {s} -> {mu}");

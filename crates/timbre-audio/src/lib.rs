@@ -19,23 +19,20 @@ mod peaks;
 mod resample;
 
 pub use decode::{
-    DecodeLimits, DecodeOptions, Decoded, MAX_SAMPLE_RATE, decode, decode_mono, decode_mono_with,
-    decode_with,
+    DecodeLimits, DecodeOptions, Decoded, MAX_SAMPLE_RATE, decode, decode_mono, decode_mono_with, decode_with,
 };
 pub use encode::{OutputFormat, StreamEncoder, encode, stream_encoder};
 pub use error::AudioError;
 pub use features::{
-    WHISPER_HOP_LENGTH, WHISPER_N_FFT, WHISPER_SAMPLE_RATE, hann_window, log_mel_spectrogram,
-    mel_filterbank, power_spectrogram,
+    WHISPER_HOP_LENGTH, WHISPER_N_FFT, WHISPER_SAMPLE_RATE, hann_window, log_mel_spectrogram, mel_filterbank,
+    power_spectrogram,
 };
 pub use ffmpeg::ffmpeg_available;
 pub use g711::{
-    alaw_to_f32, alaw_to_linear, f32_to_alaw, f32_to_mulaw, linear_to_alaw, linear_to_mulaw,
-    mulaw_to_f32, mulaw_to_linear,
+    alaw_to_f32, alaw_to_linear, f32_to_alaw, f32_to_mulaw, linear_to_alaw, linear_to_mulaw, mulaw_to_f32,
+    mulaw_to_linear,
 };
-pub use pcm::{
-    downmix_to_mono, f32_to_pcm16, f32_to_pcm16_bytes, pcm16_bytes_to_f32, pcm16_to_f32,
-};
+pub use pcm::{downmix_to_mono, f32_to_pcm16, f32_to_pcm16_bytes, pcm16_bytes_to_f32, pcm16_to_f32};
 pub use peaks::{PeakBits, Peaks, waveform_peaks};
 pub use resample::resample;
 

@@ -92,21 +92,14 @@ fn parse_elst(elst: &[u8], movie_scale: u32, media_scale: u32) -> Option<AudioEd
         let (duration, media_time) = if version == 1 {
             (read_u64(elst, at)?, read_u64(elst, at + 8)? as i64)
         } else {
-            (
-                u64::from(read_u32(elst, at)?),
-                i64::from(read_u32(elst, at + 4)? as i32),
-            )
+            (u64::from(read_u32(elst, at)?), i64::from(read_u32(elst, at + 4)? as i32))
         };
         if media_time < 0 {
             continue;
         }
-        let keep = (duration > 0).then(|| {
-            (u128::from(duration) * u128::from(media_scale) / u128::from(movie_scale)) as u64
-        });
-        return Some(AudioEdit {
-            skip_frames: media_time as u64,
-            keep_frames: keep,
-        });
+        let keep =
+            (duration > 0).then(|| (u128::from(duration) * u128::from(media_scale) / u128::from(movie_scale)) as u64);
+        return Some(AudioEdit { skip_frames: media_time as u64, keep_frames: keep });
     }
     None
 }
@@ -142,13 +135,7 @@ mod tests {
         let trak = [bx(b"edts", &bx(b"elst", &elst)), bx(b"mdia", &mdia)].concat();
         let moov = [scale_box(b"mvhd", 1000), bx(b"trak", &trak)].concat();
         let file = [bx(b"ftyp", b"M4A \0\0\0\0"), bx(b"moov", &moov)].concat();
-        assert_eq!(
-            audio_edit(&file),
-            Some(AudioEdit {
-                skip_frames: 1024,
-                keep_frames: Some(44_100)
-            })
-        );
+        assert_eq!(audio_edit(&file), Some(AudioEdit { skip_frames: 1024, keep_frames: Some(44_100) }));
         // A truncated moov box is ignored rather than half-read.
         assert_eq!(audio_edit(&file[..file.len() - 3]), None);
         assert_eq!(audio_edit(b"RIFF\0\0\0\0WAVE"), None);

@@ -22,10 +22,7 @@ const MAX_CONSECUTIVE_ERRORS: usize = 64;
 
 /// Cheap sniff: an Ogg page whose first packet is an `OpusHead`.
 pub(crate) fn looks_like_ogg_opus(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"OggS")
-        && bytes[..bytes.len().min(128)]
-            .windows(8)
-            .any(|w| w == b"OpusHead")
+    bytes.starts_with(b"OggS") && bytes[..bytes.len().min(128)].windows(8).any(|w| w == b"OpusHead")
 }
 
 struct OpusHead {
@@ -40,10 +37,7 @@ fn parse_head(data: &[u8]) -> Result<OpusHead> {
     }
     // Major version must be 0; minor versions are backwards compatible.
     if data[8] >> 4 != 0 {
-        return Err(AudioError::unsupported(format!(
-            "Ogg Opus version {}",
-            data[8]
-        )));
+        return Err(AudioError::unsupported(format!("Ogg Opus version {}", data[8])));
     }
     let channels = usize::from(data[9]);
     let pre_skip = u64::from(u16::from_le_bytes([data[10], data[11]]));
@@ -58,31 +52,17 @@ fn parse_head(data: &[u8]) -> Result<OpusHead> {
             "Ogg Opus with {channels} channels (mapping family {mapping_family})"
         )));
     }
-    Ok(OpusHead {
-        channels,
-        pre_skip,
-        gain_db: f32::from(gain_q8) / 256.0,
-    })
+    Ok(OpusHead { channels, pre_skip, gain_db: f32::from(gain_q8) / 256.0 })
 }
 
 pub(crate) fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded> {
     let mut reader = PacketReader::new(Cursor::new(bytes));
-    let first = reader
-        .read_packet()
-        .map_err(|e| AudioError::corrupt(format!("Ogg: {e}")))?
-        .ok_or(AudioError::Empty)?;
+    let first = reader.read_packet().map_err(|e| AudioError::corrupt(format!("Ogg: {e}")))?.ok_or(AudioError::Empty)?;
     let head = parse_head(&first.data)?;
     let serial = first.stream_serial();
     let channels = head.channels;
-    let mut decoder = Decoder::new(
-        OPUS_RATE,
-        if channels == 1 {
-            Channels::Mono
-        } else {
-            Channels::Stereo
-        },
-    )
-    .map_err(|e| AudioError::internal(format!("libopus decoder: {e}")))?;
+    let mut decoder = Decoder::new(OPUS_RATE, if channels == 1 { Channels::Mono } else { Channels::Stereo })
+        .map_err(|e| AudioError::internal(format!("libopus decoder: {e}")))?;
 
     let mut samples: Vec<f32> = Vec::new();
     let mut buf = vec![0f32; MAX_PACKET_FRAMES * channels];
@@ -149,6 +129,5 @@ pub(crate) fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded> {
 }
 
 fn limit_exceeded(limits: &DecodeLimits, frames: usize, channels: usize) -> bool {
-    frames.saturating_mul(channels) > limits.max_samples
-        || frames as f64 / f64::from(OPUS_RATE) > limits.max_seconds
+    frames.saturating_mul(channels) > limits.max_samples || frames as f64 / f64::from(OPUS_RATE) > limits.max_seconds
 }

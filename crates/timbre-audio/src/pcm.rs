@@ -12,10 +12,7 @@ pub fn pcm16_to_f32(samples: &[i16]) -> Vec<f32> {
 /// Decodes little-endian s16 bytes; a trailing odd byte (a frame cut mid-sample) is ignored
 /// rather than rejected, because network frames are not guaranteed to be sample-aligned.
 pub fn pcm16_bytes_to_f32(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(2)
-        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / I16_SCALE)
-        .collect()
+    bytes.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / I16_SCALE).collect()
 }
 
 /// Converts with rounding and clamping: model output regularly overshoots ±1.0 slightly, and
@@ -47,10 +44,7 @@ pub fn downmix_to_mono(interleaved: &[f32], channels: usize) -> Vec<f32> {
         1 => interleaved.to_vec(),
         n => {
             let scale = 1.0 / n as f32;
-            interleaved
-                .chunks_exact(n)
-                .map(|frame| frame.iter().sum::<f32>() * scale)
-                .collect()
+            interleaved.chunks_exact(n).map(|frame| frame.iter().sum::<f32>() * scale).collect()
         }
     }
 }
@@ -69,10 +63,7 @@ mod tests {
 
     #[test]
     fn f32_to_pcm16_clamps_and_handles_nan() {
-        assert_eq!(
-            f32_to_pcm16(&[2.0, -2.0, f32::NAN, 0.5]),
-            vec![32767, -32768, 0, 16384]
-        );
+        assert_eq!(f32_to_pcm16(&[2.0, -2.0, f32::NAN, 0.5]), vec![32767, -32768, 0, 16384]);
     }
 
     #[test]
@@ -82,10 +73,7 @@ mod tests {
 
     #[test]
     fn downmix_averages_frames() {
-        assert_eq!(
-            downmix_to_mono(&[1.0, 0.0, 0.5, 0.5, -1.0, 1.0], 2),
-            vec![0.5, 0.5, 0.0]
-        );
+        assert_eq!(downmix_to_mono(&[1.0, 0.0, 0.5, 0.5, -1.0, 1.0], 2), vec![0.5, 0.5, 0.0]);
         assert_eq!(downmix_to_mono(&[0.25, 0.5], 1), vec![0.25, 0.5]);
     }
 }

@@ -27,17 +27,9 @@ pub struct Peaks {
 
 /// Min/max of each run of `samples_per_pixel` samples (the last run may be shorter), scaled
 /// to `bits` like audiowaveform (16-bit value, arithmetic shift right by 8 for 8-bit).
-pub fn waveform_peaks(
-    samples: &[f32],
-    sample_rate: u32,
-    samples_per_pixel: u32,
-    bits: PeakBits,
-) -> Result<Peaks> {
+pub fn waveform_peaks(samples: &[f32], sample_rate: u32, samples_per_pixel: u32, bits: PeakBits) -> Result<Peaks> {
     if samples_per_pixel == 0 {
-        return Err(AudioError::invalid(
-            "samples_per_pixel",
-            "must be at least 1",
-        ));
+        return Err(AudioError::invalid("samples_per_pixel", "must be at least 1"));
     }
     if sample_rate == 0 {
         return Err(AudioError::invalid("sample_rate", "must be at least 1"));
@@ -74,12 +66,7 @@ impl Peaks {
             out,
             "{{\"version\":{},\"channels\":{},\"sample_rate\":{},\"samples_per_pixel\":{},\
              \"bits\":{},\"length\":{},\"data\":[",
-            self.version,
-            self.channels,
-            self.sample_rate,
-            self.samples_per_pixel,
-            self.bits,
-            self.length
+            self.version, self.channels, self.sample_rate, self.samples_per_pixel, self.bits, self.length
         );
         for (i, v) in self.data.iter().enumerate() {
             if i > 0 {

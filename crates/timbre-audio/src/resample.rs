@@ -5,10 +5,7 @@
 //! aliasing far below what the models can hear, which cheap linear interpolation does not.
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{
-    Async, FixedAsync, Resampler, SincInterpolationParameters, SincInterpolationType,
-    WindowFunction,
-};
+use rubato::{Async, FixedAsync, Resampler, SincInterpolationParameters, SincInterpolationType, WindowFunction};
 
 use crate::decode::MAX_SAMPLE_RATE;
 use crate::{AudioError, Result};
@@ -88,10 +85,7 @@ fn gcd(mut a: u32, mut b: u32) -> u32 {
 
 fn check_rate(name: &'static str, rate: u32) -> Result<()> {
     if rate == 0 || rate > MAX_SAMPLE_RATE {
-        return Err(AudioError::invalid(
-            name,
-            format!("sample rate {rate} Hz is outside 1..={MAX_SAMPLE_RATE}"),
-        ));
+        return Err(AudioError::invalid(name, format!("sample rate {rate} Hz is outside 1..={MAX_SAMPLE_RATE}")));
     }
     Ok(())
 }
@@ -103,10 +97,7 @@ mod tests {
 
     #[test]
     fn rejects_zero_and_absurd_rates() {
-        assert!(matches!(
-            resample(&[0.0; 10], 0, 16_000),
-            Err(AudioError::InvalidParameter { name: "from", .. })
-        ));
+        assert!(matches!(resample(&[0.0; 10], 0, 16_000), Err(AudioError::InvalidParameter { name: "from", .. })));
         assert!(matches!(
             resample(&[0.0; 10], 16_000, 10_000_000),
             Err(AudioError::InvalidParameter { name: "to", .. })
@@ -120,16 +111,8 @@ mod tests {
         let mut x = vec![0.0f32; 4410];
         x[1000] = 1.0;
         let y = resample(&x, 44_100, 16_000).unwrap();
-        let peak = y
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
-            .map(|(i, _)| i)
-            .unwrap();
+        let peak = y.iter().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())).map(|(i, _)| i).unwrap();
         let expected = 1000.0 * 16_000.0 / 44_100.0;
-        assert!(
-            (peak as f64 - expected).abs() <= 1.0,
-            "peak at {peak}, expected {expected}"
-        );
+        assert!((peak as f64 - expected).abs() <= 1.0, "peak at {peak}, expected {expected}");
     }
 }

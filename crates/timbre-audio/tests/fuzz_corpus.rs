@@ -23,10 +23,7 @@ fn files(dir: &str) -> Vec<PathBuf> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path
-                .file_name()
-                .is_some_and(|n| n != ".gitkeep" && n != "README.md")
-            {
+            } else if path.file_name().is_some_and(|n| n != ".gitkeep" && n != "README.md") {
                 out.push(path);
             }
         }
@@ -38,10 +35,7 @@ fn files(dir: &str) -> Vec<PathBuf> {
 fn options() -> DecodeOptions {
     // The same settings as the fuzz target, so a replay reproduces what the fuzzer saw.
     DecodeOptions {
-        limits: DecodeLimits {
-            max_seconds: 600.0,
-            max_samples: 1 << 24,
-        },
+        limits: DecodeLimits { max_seconds: 600.0, max_samples: 1 << 24 },
         ffmpeg_fallback: false,
         ..DecodeOptions::default()
     }
@@ -54,17 +48,8 @@ fn replay(path: &Path) -> Result<timbre_audio::Decoded, AudioError> {
     let took = started.elapsed();
     assert!(took < PER_FILE, "{} took {took:?}", path.display());
     if let Ok(d) = &result {
-        assert!(
-            d.samples.iter().all(|s| s.is_finite()),
-            "{}: non-finite samples",
-            path.display()
-        );
-        assert_eq!(
-            d.samples.len() % usize::from(d.channels),
-            0,
-            "{}",
-            path.display()
-        );
+        assert!(d.samples.iter().all(|s| s.is_finite()), "{}: non-finite samples", path.display());
+        assert_eq!(d.samples.len() % usize::from(d.channels), 0, "{}", path.display());
     }
     result
 }
@@ -104,15 +89,9 @@ fn ms_adpcm_step_overflow_is_a_typed_error() {
         .join("fuzz/artifacts/decode/crash-55ceb9ff21ee3cd1b01a06a068f715eea180bd8a");
     let result = replay(&path);
     if cfg!(debug_assertions) {
-        assert!(
-            matches!(result, Err(AudioError::Corrupt { .. })),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(AudioError::Corrupt { .. })), "{result:?}");
     } else {
         // Without overflow checks the arithmetic wraps: garbage, but bounded and typed.
-        assert!(
-            !matches!(result, Err(AudioError::Internal { .. })),
-            "{result:?}"
-        );
+        assert!(!matches!(result, Err(AudioError::Internal { .. })), "{result:?}");
     }
 }

@@ -7,15 +7,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{lcg_bytes, tone};
-use timbre_audio::{
-    AudioError, DecodeLimits, DecodeOptions, OutputFormat, decode, decode_mono, decode_with, encode,
-};
+use timbre_audio::{AudioError, DecodeLimits, DecodeOptions, OutputFormat, decode, decode_mono, decode_with, encode};
 
 fn native_only() -> DecodeOptions {
-    DecodeOptions {
-        ffmpeg_fallback: false,
-        ..DecodeOptions::default()
-    }
+    DecodeOptions { ffmpeg_fallback: false, ..DecodeOptions::default() }
 }
 
 /// A canonical 44-byte PCM WAV header with the given fields and `data_len` claimed.
@@ -40,10 +35,7 @@ fn wav_header(channels: u16, rate: u32, bits: u16, data_len: u32) -> Vec<u8> {
 #[test]
 fn empty_input_is_empty() {
     assert!(matches!(decode(&[], None), Err(AudioError::Empty)));
-    assert!(matches!(
-        decode_mono(&[], Some("wav"), 16_000),
-        Err(AudioError::Empty)
-    ));
+    assert!(matches!(decode_mono(&[], Some("wav"), 16_000), Err(AudioError::Empty)));
 }
 
 #[test]
@@ -89,33 +81,12 @@ fn sample_rate_above_768k_is_rejected() {
 #[test]
 fn too_long_is_too_long() {
     let wav = encode(&tone(440.0, 8000, 3.0, 0.5), 8000, OutputFormat::Wav).unwrap();
-    let seconds = DecodeOptions {
-        limits: DecodeLimits {
-            max_seconds: 2.0,
-            max_samples: usize::MAX,
-        },
-        ..native_only()
-    };
-    assert!(matches!(
-        decode_with(&wav, None, &seconds),
-        Err(AudioError::TooLong { .. })
-    ));
-    let samples = DecodeOptions {
-        limits: DecodeLimits {
-            max_seconds: 1e9,
-            max_samples: 10_000,
-        },
-        ..native_only()
-    };
-    assert!(matches!(
-        decode_with(&wav, None, &samples),
-        Err(AudioError::TooLong { .. })
-    ));
+    let seconds = DecodeOptions { limits: DecodeLimits { max_seconds: 2.0, max_samples: usize::MAX }, ..native_only() };
+    assert!(matches!(decode_with(&wav, None, &seconds), Err(AudioError::TooLong { .. })));
+    let samples = DecodeOptions { limits: DecodeLimits { max_seconds: 1e9, max_samples: 10_000 }, ..native_only() };
+    assert!(matches!(decode_with(&wav, None, &samples), Err(AudioError::TooLong { .. })));
     let opus = encode(&tone(440.0, 48_000, 3.0, 0.5), 48_000, OutputFormat::Opus).unwrap();
-    assert!(matches!(
-        decode_with(&opus, None, &seconds),
-        Err(AudioError::TooLong { .. })
-    ));
+    assert!(matches!(decode_with(&opus, None, &seconds), Err(AudioError::TooLong { .. })));
     // Within the limits the same file is fine.
     assert!(decode_with(&wav, None, &native_only()).is_ok());
 }
@@ -123,30 +94,15 @@ fn too_long_is_too_long() {
 #[test]
 fn truncated_files_decode_their_valid_part() {
     let input = tone(440.0, 16_000, 1.0, 0.5);
-    for format in [
-        OutputFormat::Mp3,
-        OutputFormat::Flac,
-        OutputFormat::Opus,
-        OutputFormat::Wav,
-    ] {
+    for format in [OutputFormat::Mp3, OutputFormat::Flac, OutputFormat::Opus, OutputFormat::Wav] {
         let bytes = encode(&input, 16_000, format).unwrap();
         // FLAC decodes in whole 4096-frame blocks (0.256 s here), hence the wide range.
         let half = &bytes[..bytes.len() / 2];
         let d = decode_with(half, None, &native_only()).unwrap();
-        assert!(
-            (0.2..0.75).contains(&d.duration_s),
-            "{format}: half the file decoded to {} s",
-            d.duration_s
-        );
+        assert!((0.2..0.75).contains(&d.duration_s), "{format}: half the file decoded to {} s", d.duration_s);
         // Cut inside the header: nothing decodable, and a typed error says so.
         let err = decode_with(&bytes[..10], None, &native_only()).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                AudioError::Corrupt { .. } | AudioError::Unsupported { .. }
-            ),
-            "{format}: {err:?}"
-        );
+        assert!(matches!(err, AudioError::Corrupt { .. } | AudioError::Unsupported { .. }), "{format}: {err:?}");
     }
 }
 
@@ -155,13 +111,7 @@ fn random_bytes_are_rejected_with_a_type() {
     for seed in 0..64u64 {
         let bytes = lcg_bytes(seed, 64 + (seed as usize * 97) % 8000);
         let err = decode_with(&bytes, None, &native_only()).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                AudioError::Unsupported { .. } | AudioError::Corrupt { .. }
-            ),
-            "seed {seed}: {err:?}"
-        );
+        assert!(matches!(err, AudioError::Unsupported { .. } | AudioError::Corrupt { .. }), "seed {seed}: {err:?}");
     }
 }
 
@@ -180,9 +130,7 @@ fn random_bytes_behind_a_real_header_are_typed_too() {
             bytes.extend(lcg_bytes(seed + 100 * i as u64, 3000));
             match decode_with(&bytes, None, &native_only()) {
                 Ok(d) => assert!(d.duration_s < 1.0 && d.samples.iter().all(|s| s.is_finite())),
-                Err(
-                    AudioError::Corrupt { .. } | AudioError::Unsupported { .. } | AudioError::Empty,
-                ) => {}
+                Err(AudioError::Corrupt { .. } | AudioError::Unsupported { .. } | AudioError::Empty) => {}
                 Err(other) => panic!("source {i} seed {seed}: {other:?}"),
             }
         }
@@ -196,13 +144,7 @@ fn unknown_format_names_ffmpeg_when_falling_back_is_impossible() {
     assert!(matches!(err, AudioError::Unsupported { .. }), "{err:?}");
     // With the fallback on, the answer is still typed whether or not ffmpeg is installed.
     let err = decode(&bytes, None).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            AudioError::Unsupported { .. } | AudioError::Corrupt { .. }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, AudioError::Unsupported { .. } | AudioError::Corrupt { .. }), "{err:?}");
     if !timbre_audio::ffmpeg_available() {
         assert!(err.to_string().contains("ffmpeg"), "{err}");
     }
@@ -211,11 +153,5 @@ fn unknown_format_names_ffmpeg_when_falling_back_is_impossible() {
 #[test]
 fn bad_target_rate_is_an_invalid_parameter() {
     let wav = encode(&tone(440.0, 8000, 0.1, 0.5), 8000, OutputFormat::Wav).unwrap();
-    assert!(matches!(
-        decode_mono(&wav, None, 0),
-        Err(AudioError::InvalidParameter {
-            name: "target_rate",
-            ..
-        })
-    ));
+    assert!(matches!(decode_mono(&wav, None, 0), Err(AudioError::InvalidParameter { name: "target_rate", .. })));
 }

@@ -7,10 +7,7 @@ mod common;
 use timbre_audio::log_mel_spectrogram;
 
 fn read_f32(name: &str) -> Vec<f32> {
-    common::fixture(name)
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
+    common::fixture(name).chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
 fn check(n_mels: usize) {
@@ -20,11 +17,7 @@ fn check(n_mels: usize) {
     let (mel, frames) = log_mel_spectrogram(&input, n_mels).unwrap();
     assert_eq!(frames, 100);
     assert_eq!(mel.len(), expected.len());
-    let max_diff = mel
-        .iter()
-        .zip(&expected)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let max_diff = mel.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     println!("n_mels={n_mels}: max |rust - python| = {max_diff:e}");
     assert!(max_diff <= 1e-4, "max abs diff {max_diff} > 1e-4");
     // The fixture includes digital silence, so the (max - 8) floor must be hit somewhere.

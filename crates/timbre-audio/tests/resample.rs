@@ -10,34 +10,19 @@ fn check(freq: f64, from: u32, to: u32, freq_tolerance: f64) {
     let input = tone(freq, from, 1.0, 0.5);
     let out = resample(&input, from, to).unwrap();
     let expected_len = (input.len() as f64 * f64::from(to) / f64::from(from)).round() as i64;
-    assert!(
-        (out.len() as i64 - expected_len).abs() <= 1,
-        "{from}->{to}: {} samples",
-        out.len()
-    );
+    assert!((out.len() as i64 - expected_len).abs() <= 1, "{from}->{to}: {} samples", out.len());
 
     let body = middle(&out, to, 0.05);
     let level = rms(body) / (0.5 / 2f64.sqrt());
-    assert!(
-        (level - 1.0).abs() < 0.01,
-        "{from}->{to}: relative RMS {level}"
-    );
+    assert!((level - 1.0).abs() < 0.01, "{from}->{to}: relative RMS {level}");
     let measured = zero_crossing_frequency(body, to);
-    assert!(
-        (measured - freq).abs() < freq_tolerance,
-        "{from}->{to}: frequency {measured}"
-    );
+    assert!((measured - freq).abs() < freq_tolerance, "{from}->{to}: frequency {measured}");
 
     // Phase: the output must be the same tone sampled at the new rate, not a delayed copy.
     let ideal = tone(freq, to, 1.0, 0.5);
     let margin = (f64::from(to) * 0.05) as usize;
-    let worst = (margin..out.len().min(ideal.len()) - margin)
-        .map(|i| (out[i] - ideal[i]).abs())
-        .fold(0f32, f32::max);
-    assert!(
-        worst < 0.005,
-        "{from}->{to}: max deviation from the ideal tone {worst}"
-    );
+    let worst = (margin..out.len().min(ideal.len()) - margin).map(|i| (out[i] - ideal[i]).abs()).fold(0f32, f32::max);
+    assert!(worst < 0.005, "{from}->{to}: max deviation from the ideal tone {worst}");
 }
 
 #[test]

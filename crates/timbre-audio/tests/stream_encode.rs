@@ -29,19 +29,12 @@ fn opus_stream_is_byte_identical_to_one_shot() {
     for rate in [48_000, 16_000] {
         let input = tone(440.0, rate, 1.0, 0.5);
         let streamed = stream(OutputFormat::Opus, rate, &input);
-        assert_eq!(
-            streamed,
-            encode(&input, rate, OutputFormat::Opus).unwrap(),
-            "{rate} Hz"
-        );
+        assert_eq!(streamed, encode(&input, rate, OutputFormat::Opus).unwrap(), "{rate} Hz");
     }
     // Not a libopus rate: the caller must resample first.
     assert!(matches!(
         stream_encoder(OutputFormat::Opus, 44_100).err(),
-        Some(AudioError::InvalidParameter {
-            name: "sample_rate",
-            ..
-        })
+        Some(AudioError::InvalidParameter { name: "sample_rate", .. })
     ));
 }
 
@@ -57,11 +50,7 @@ fn opus_stream_releases_pages_before_the_end() {
 fn raw_formats_stream_to_the_same_bytes() {
     let input = tone(440.0, 8000, 1.0, 0.5);
     for format in [OutputFormat::Pcm16, OutputFormat::Mulaw, OutputFormat::Alaw] {
-        assert_eq!(
-            stream(format, 8000, &input),
-            encode(&input, 8000, format).unwrap(),
-            "{format}"
-        );
+        assert_eq!(stream(format, 8000, &input), encode(&input, 8000, format).unwrap(), "{format}");
     }
 }
 
@@ -72,10 +61,7 @@ fn wav_stream_with_unknown_length_decodes_to_the_same_samples() {
     assert_eq!(&streamed[40..44], &u32::MAX.to_le_bytes());
     let one_shot = encode(&input, 16_000, OutputFormat::Wav).unwrap();
     assert_eq!(streamed[44..], one_shot[44..]);
-    assert_eq!(
-        decode(&streamed, None).unwrap().samples,
-        decode(&one_shot, None).unwrap().samples
-    );
+    assert_eq!(decode(&streamed, None).unwrap().samples, decode(&one_shot, None).unwrap().samples);
 }
 
 #[test]
@@ -85,11 +71,7 @@ fn mp3_stream_plays_the_tone() {
     let decoded = decode(&bytes, Some("mp3")).unwrap();
     assert_eq!(decoded.sample_rate, 44_100);
     // Without a LAME tag the decoder keeps the encoder delay and final-frame padding.
-    assert!(
-        (1.0..1.0 + 3.0 * 1152.0 / 44_100.0).contains(&decoded.duration_s),
-        "{}",
-        decoded.duration_s
-    );
+    assert!((1.0..1.0 + 3.0 * 1152.0 / 44_100.0).contains(&decoded.duration_s), "{}", decoded.duration_s);
     let freq = zero_crossing_frequency(middle(&decoded.samples, 44_100, 0.1), 44_100);
     assert!((freq - 440.0).abs() < 0.5, "{freq}");
     // A rate MP3 cannot carry is resampled by LAME on the way.

@@ -29,7 +29,9 @@ impl Loader for FamilyLoader {
         let threads = self.settings.threads;
         match manifest.family.as_str() {
             // The tagging service wraps the model actor; capabilities ask the registry for it.
-            "ced" => Ok(Arc::new(Tagger::new(&manifest.name, Arc::new(CedTagger::load(manifest, threads, 1, progress)?)))),
+            "ced" => {
+                Ok(Arc::new(Tagger::new(&manifest.name, Arc::new(CedTagger::load(manifest, threads, 1, progress)?))))
+            }
             "vad" => Ok(Arc::new(SileroVad::load(manifest, 1, progress)?)),
             "piper" | "kokoro" | "beatnet" => Ok(Arc::new(WarmedOnnx::load(manifest, threads, progress)?)),
             "whisper" => Ok(Arc::new(ct2::load_dir(&manifest.dir)?)),

@@ -26,7 +26,10 @@ pub fn engine_for<T: std::any::Any + Send + Sync>(
                     .with_param("model")
             })?;
             if m.capability != capability {
-                return Err(ApiError::invalid_field("model", format!("model `{name}` is a {} model, not {capability}", m.capability)));
+                return Err(ApiError::invalid_field(
+                    "model",
+                    format!("model `{name}` is a {} model, not {capability}", m.capability),
+                ));
             }
             m
         }
@@ -45,11 +48,13 @@ pub fn engine_for<T: std::any::Any + Send + Sync>(
     if chosen.state != ModelState::Ready {
         let why = chosen.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
         let retry = if chosen.state.in_progress() { Duration::from_secs(5) } else { Duration::from_secs(30) };
-        return Err(ApiError::model_unavailable(format!("model `{}` is {}{why}", chosen.name, chosen.state.as_str()), retry));
+        return Err(ApiError::model_unavailable(
+            format!("model `{}` is {}{why}", chosen.name, chosen.state.as_str()),
+            retry,
+        ));
     }
-    let engine = state
-        .registry
-        .engine::<T>(&chosen.name)
-        .ok_or_else(|| ApiError::internal(format!("model `{}` is ready but has no engine of the expected type", chosen.name)))?;
+    let engine = state.registry.engine::<T>(&chosen.name).ok_or_else(|| {
+        ApiError::internal(format!("model `{}` is ready but has no engine of the expected type", chosen.name))
+    })?;
     Ok((chosen.name.clone(), engine))
 }

@@ -153,8 +153,14 @@ pub fn audio_error(e: timbre_audio::AudioError, param: &str) -> ApiError {
     use timbre_audio::AudioError as A;
     match e {
         A::Unsupported { .. } => ApiError::unsupported_media(e.to_string()).with_param(param),
-        A::TooLong { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "audio_too_long", e.to_string()).with_param(param),
-        A::Empty | A::Corrupt { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request_error", "invalid_audio", e.to_string()).with_param(param),
+        A::TooLong { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "audio_too_long", e.to_string())
+                .with_param(param)
+        }
+        A::Empty | A::Corrupt { .. } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request_error", "invalid_audio", e.to_string())
+                .with_param(param)
+        }
         A::InvalidParameter { name, .. } => ApiError::invalid_field(name, e.to_string()),
         _ => ApiError::internal(e.to_string()),
     }

@@ -121,7 +121,8 @@ mod tests {
     #[test]
     fn resamples_in_blocks_to_16k() {
         let mut input = AudioInput::new(8_000, Encoding::Pcm16, 0.5).unwrap();
-        let second: Vec<u8> = (0..8_000).flat_map(|i| (((i as f32 * 0.05).sin() * 8000.0) as i16).to_le_bytes()).collect();
+        let second: Vec<u8> =
+            (0..8_000).flat_map(|i| (((i as f32 * 0.05).sin() * 8000.0) as i16).to_le_bytes()).collect();
         let first = input.push(&second[..4_000]).unwrap(); // 0.25 s: below the block
         assert!(first.is_empty());
         let out = input.push(&second[4_000..]).unwrap();

@@ -35,7 +35,12 @@ pub struct Form {
 fn form_error(e: &MultipartError) -> ApiError {
     // axum reports an over-limit body through the multipart stream.
     if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(http::StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "payload_too_large", e.body_text());
+        return ApiError::new(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "payload_too_large",
+            e.body_text(),
+        );
     }
     ApiError::bad_request("invalid_multipart", format!("malformed multipart body: {}", e.body_text()))
 }
@@ -60,8 +65,11 @@ impl Form {
 
     pub fn require_file(&mut self, name: &str) -> Result<UploadedFile, ApiError> {
         let file = self.file.take().ok_or_else(|| {
-            ApiError::bad_request("missing_file", format!("the form has no `{name}` part: send the audio as multipart field `{name}`"))
-                .with_param(name)
+            ApiError::bad_request(
+                "missing_file",
+                format!("the form has no `{name}` part: send the audio as multipart field `{name}`"),
+            )
+            .with_param(name)
         })?;
         if file.bytes.is_empty() {
             return Err(ApiError::invalid_field(name, "the uploaded file is empty"));
@@ -76,7 +84,9 @@ impl Form {
     /// A numeric field, 422 naming it when it does not parse.
     pub fn number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, ApiError> {
         self.text(name)
-            .map(|raw| raw.parse::<T>().map_err(|_| ApiError::invalid_field(name, format!("`{raw}` is not a valid number"))))
+            .map(|raw| {
+                raw.parse::<T>().map_err(|_| ApiError::invalid_field(name, format!("`{raw}` is not a valid number")))
+            })
             .transpose()
     }
 }

@@ -1,5 +1,6 @@
 //! `timbre tag FILE…`: tag audio files without a server, with the same engine and options.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use clap::Args;
 use timbre_engines::ced::CedTagger;
 use timbre_engines::manifest::{self, Manifest};
-use timbre_engines::tagging::{TagOptions, Tagger};
+use timbre_engines::tagging::{TagOptions, TagReport, Tagger};
 
 use crate::cli::{ConfigArgs, fail};
 
@@ -40,12 +41,19 @@ pub struct TagArgs {
 }
 
 fn find_model(dir: &std::path::Path, name: Option<&str>) -> Result<Manifest, String> {
-    let found = manifest::discover(dir).map_err(|e| format!("cannot read {}: {e} (run scripts/fetch-models)", dir.display()))?;
+    let found = manifest::discover(dir)
+        .map_err(|e| format!("cannot read {}: {e} (run scripts/fetch-models)", dir.display()))?;
     found
         .into_iter()
         .filter_map(|(_, m)| m.ok())
         .find(|m| m.capability == "tagging" && name.is_none_or(|n| n == m.name))
-        .ok_or_else(|| format!("no tagging model{} in {}", name.map(|n| format!(" named `{n}`")).unwrap_or_default(), dir.display()))
+        .ok_or_else(|| {
+            format!(
+                "no tagging model{} in {}",
+                name.map(|n| format!(" named `{n}`")).unwrap_or_default(),
+                dir.display()
+            )
+        })
 }
 
 pub fn run(args: TagArgs) -> ExitCode {
@@ -95,21 +103,15 @@ pub fn run(args: TagArgs) -> ExitCode {
             }
         };
         match runtime.block_on(tagger.tag(&samples, &opts)) {
-            Ok(timed) if args.json => println!("{}", serde_json::to_string(&timed.value).unwrap_or_default()),
             Ok(timed) => {
-                let r = timed.value;
-                println!("{} ({:.1} s)", file.display(), r.duration);
-                for t in &r.detections {
-                    println!("  {:>5.3}  {}", t.score, t.label);
-                }
-                for e in &r.events {
-                    println!("  event  {:>7.2}–{:<7.2} {} (peak {:.2})", e.start, e.end, e.label, e.peak);
-                }
-                if let Some(p) = &r.prompts {
-                    for (i, text) in p.text.iter().enumerate() {
-                        let peak = p.scores[i].iter().copied().fold(0.0f32, f32::max);
-                        println!("  prompt {text:?} → {:?} (peak {peak:.2})", p.matched_labels[i]);
-                    }
+                let text = if args.json {
+                    serde_json::to_string(&timed.value).unwrap_or_default()
+                } else {
+                    render(file, &timed.value)
+                };
+                // A closed pipe (`| head`) ends the output quietly instead of panicking.
+                if writeln!(std::io::stdout(), "{text}").is_err() {
+                    return ExitCode::SUCCESS;
                 }
             }
             Err(e) => {
@@ -119,4 +121,21 @@ pub fn run(args: TagArgs) -> ExitCode {
         }
     }
     if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+fn render(file: &std::path::Path, r: &TagReport) -> String {
+    let mut out = format!("{} ({:.1} s)", file.display(), r.duration);
+    for t in &r.detections {
+        out.push_str(&format!("\n  {:>5.3}  {}", t.score, t.label));
+    }
+    for e in &r.events {
+        out.push_str(&format!("\n  event  {:.2}–{:.2} s  {} (peak {:.2})", e.start, e.end, e.label, e.peak));
+    }
+    if let Some(p) = &r.prompts {
+        for (i, text) in p.text.iter().enumerate() {
+            let peak = p.scores[i].iter().copied().fold(0.0f32, f32::max);
+            out.push_str(&format!("\n  prompt {text:?} → {:?} (peak {peak:.2})", p.matched_labels[i]));
+        }
+    }
+    out
 }

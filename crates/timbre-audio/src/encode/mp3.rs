@@ -11,18 +11,12 @@ use crate::resample::resample;
 use crate::{AudioError, Result};
 
 /// Rates MPEG-1/2/2.5 Layer III can carry.
-const MP3_RATES: [u32; 9] = [
-    8000, 11_025, 12_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000,
-];
+const MP3_RATES: [u32; 9] = [8000, 11_025, 12_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000];
 
 /// The rate the MP3 will be written at: the input's when MP3 supports it, otherwise the next
 /// higher supported rate (so no bandwidth is lost), capped at 48 kHz.
 pub(super) fn encoder_rate(rate: u32) -> u32 {
-    MP3_RATES
-        .iter()
-        .copied()
-        .find(|&r| r >= rate)
-        .unwrap_or(48_000)
+    MP3_RATES.iter().copied().find(|&r| r >= rate).unwrap_or(48_000)
 }
 
 fn lame_error(what: &str) -> impl Fn(mp3lame_encoder::BuildError) -> AudioError + '_ {
@@ -41,24 +35,14 @@ pub(super) fn lame_encoder(input_rate: u32, write_tag: bool) -> Result<Encoder> 
         _ => Bitrate::Kbps32,
     };
     let mut builder = Builder::new().ok_or_else(|| AudioError::internal("LAME: out of memory"))?;
-    builder
-        .set_num_channels(1)
-        .map_err(lame_error("channels"))?;
-    builder
-        .set_sample_rate(input_rate)
-        .map_err(lame_error("sample rate"))?;
+    builder.set_num_channels(1).map_err(lame_error("channels"))?;
+    builder.set_sample_rate(input_rate).map_err(lame_error("sample rate"))?;
     if rate != input_rate {
-        builder
-            .set_output_sample_rate(NonZeroU32::new(rate))
-            .map_err(lame_error("output rate"))?;
+        builder.set_output_sample_rate(NonZeroU32::new(rate)).map_err(lame_error("output rate"))?;
     }
     builder.set_brate(bitrate).map_err(lame_error("bitrate"))?;
-    builder
-        .set_quality(Quality::Good)
-        .map_err(lame_error("quality"))?;
-    builder
-        .set_to_write_vbr_tag(write_tag)
-        .map_err(lame_error("tag"))?;
+    builder.set_quality(Quality::Good).map_err(lame_error("quality"))?;
+    builder.set_to_write_vbr_tag(write_tag).map_err(lame_error("tag"))?;
     builder.build().map_err(lame_error("init"))
 }
 
@@ -78,9 +62,7 @@ pub(super) fn encode_into(encoder: &mut Encoder, samples: &[f32], out: &mut Vec<
 pub(super) fn flush_into(encoder: &mut Encoder, out: &mut Vec<u8>) -> Result<()> {
     // LAME's documented upper bound for a flush.
     out.reserve(7200);
-    encoder
-        .flush_to_vec::<FlushGap>(out)
-        .map_err(|e| AudioError::internal(format!("LAME flush: {e:?}")))?;
+    encoder.flush_to_vec::<FlushGap>(out).map_err(|e| AudioError::internal(format!("LAME flush: {e:?}")))?;
     Ok(())
 }
 

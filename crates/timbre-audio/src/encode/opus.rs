@@ -80,27 +80,17 @@ impl OggOpusStream {
                 format!("Opus streams take 8, 12, 16, 24 or 48 kHz, not {rate} Hz"),
             ));
         }
-        let mut encoder =
-            Encoder::new(rate, Channels::Mono, Application::Audio).map_err(opus_error("init"))?;
-        encoder
-            .set_bitrate(Bitrate::Bits(64_000))
-            .map_err(opus_error("bitrate"))?;
+        let mut encoder = Encoder::new(rate, Channels::Mono, Application::Audio).map_err(opus_error("init"))?;
+        encoder.set_bitrate(Bitrate::Bits(64_000)).map_err(opus_error("bitrate"))?;
         let lookahead = encoder.get_lookahead().map_err(opus_error("lookahead"))?;
         let lookahead = usize::try_from(lookahead).unwrap_or(0);
         let to_48k = u64::from(OUTPUT_RATE / rate);
         let pre_skip = lookahead as u64 * to_48k;
         let mut writer = PacketWriter::new(Vec::new());
         writer
-            .write_packet(
-                opus_head(pre_skip, input_rate),
-                SERIAL,
-                PacketWriteEndInfo::EndPage,
-                0,
-            )
+            .write_packet(opus_head(pre_skip, input_rate), SERIAL, PacketWriteEndInfo::EndPage, 0)
             .map_err(ogg_error)?;
-        writer
-            .write_packet(opus_tags(), SERIAL, PacketWriteEndInfo::EndPage, 0)
-            .map_err(ogg_error)?;
+        writer.write_packet(opus_tags(), SERIAL, PacketWriteEndInfo::EndPage, 0).map_err(ogg_error)?;
         Ok(Self {
             encoder,
             writer,
@@ -125,14 +115,10 @@ impl OggOpusStream {
 
     pub(super) fn push(&mut self, samples: &[f32]) -> Result<()> {
         if self.finished {
-            return Err(AudioError::invalid(
-                "samples",
-                "the stream is already finished",
-            ));
+            return Err(AudioError::invalid("samples", "the stream is already finished"));
         }
         self.pushed += samples.len() as u64;
-        self.pending
-            .extend(samples.iter().map(|s| s.clamp(-1.0, 1.0)));
+        self.pending.extend(samples.iter().map(|s| s.clamp(-1.0, 1.0)));
         self.encode_whole_frames()
     }
 
@@ -155,8 +141,7 @@ impl OggOpusStream {
     fn write(&mut self, packet: Vec<u8>, last: bool) -> Result<()> {
         self.packets += 1;
         let (end, granule) = if last {
-            let played = (u128::from(self.pushed) * u128::from(OUTPUT_RATE))
-                .div_ceil(u128::from(self.rate)) as u64;
+            let played = (u128::from(self.pushed) * u128::from(OUTPUT_RATE)).div_ceil(u128::from(self.rate)) as u64;
             (PacketWriteEndInfo::EndStream, self.pre_skip + played)
         } else {
             let granule = (self.packets * self.frame) as u64 * self.to_48k;
@@ -166,9 +151,7 @@ impl OggOpusStream {
                 (PacketWriteEndInfo::NormalPacket, granule)
             }
         };
-        self.writer
-            .write_packet(packet, SERIAL, end, granule)
-            .map_err(ogg_error)
+        self.writer.write_packet(packet, SERIAL, end, granule).map_err(ogg_error)
     }
 
     /// Flushes the encoder's lookahead and writes the final page; returns the remaining bytes.

@@ -26,32 +26,17 @@ pub trait StreamEncoder: Send {
 /// rate libopus takes (8, 12, 16, 24, 48 kHz); FLAC is not available (use `encode`).
 pub fn stream_encoder(format: OutputFormat, sample_rate: u32) -> Result<Box<dyn StreamEncoder>> {
     if sample_rate == 0 || sample_rate > MAX_SAMPLE_RATE {
-        return Err(AudioError::invalid(
-            "sample_rate",
-            format!("{sample_rate} Hz is outside 1..={MAX_SAMPLE_RATE}"),
-        ));
+        return Err(AudioError::invalid("sample_rate", format!("{sample_rate} Hz is outside 1..={MAX_SAMPLE_RATE}")));
     }
     Ok(match format {
-        OutputFormat::Wav => Box::new(Raw {
-            format,
-            sample_rate,
-            header_sent: false,
-        }),
-        OutputFormat::Pcm16 | OutputFormat::Mulaw | OutputFormat::Alaw => Box::new(Raw {
-            format,
-            sample_rate,
-            header_sent: true,
-        }),
-        OutputFormat::Mp3 => Box::new(Mp3 {
-            encoder: mp3::lame_encoder(sample_rate, false)?,
-            finished: false,
-        }),
+        OutputFormat::Wav => Box::new(Raw { format, sample_rate, header_sent: false }),
+        OutputFormat::Pcm16 | OutputFormat::Mulaw | OutputFormat::Alaw => {
+            Box::new(Raw { format, sample_rate, header_sent: true })
+        }
+        OutputFormat::Mp3 => Box::new(Mp3 { encoder: mp3::lame_encoder(sample_rate, false)?, finished: false }),
         OutputFormat::Opus => Box::new(Opus(OggOpusStream::new(sample_rate, sample_rate)?)),
         OutputFormat::Flac => {
-            return Err(AudioError::invalid(
-                "format",
-                "FLAC cannot be streamed; use encode",
-            ));
+            return Err(AudioError::invalid("format", "FLAC cannot be streamed; use encode"));
         }
     })
 }
@@ -118,10 +103,7 @@ impl StreamEncoder for Mp3 {
 
     fn push(&mut self, samples: &[f32]) -> Result<Vec<u8>> {
         if self.finished {
-            return Err(AudioError::invalid(
-                "samples",
-                "the stream is already finished",
-            ));
+            return Err(AudioError::invalid("samples", "the stream is already finished"));
         }
         let mut out = Vec::new();
         mp3::encode_into(&mut self.encoder, samples, &mut out)?;

@@ -5,9 +5,7 @@ use std::f64::consts::PI;
 
 pub fn tone(freq: f64, rate: u32, seconds: f64, amplitude: f64) -> Vec<f32> {
     let n = (f64::from(rate) * seconds).round() as usize;
-    (0..n)
-        .map(|i| (amplitude * (2.0 * PI * freq * i as f64 / f64::from(rate)).sin()) as f32)
-        .collect()
+    (0..n).map(|i| (amplitude * (2.0 * PI * freq * i as f64 / f64::from(rate)).sin()) as f32).collect()
 }
 
 pub fn rms(x: &[f32]) -> f64 {
@@ -24,11 +22,7 @@ pub fn zero_crossing_frequency(x: &[f32], rate: u32) -> f64 {
             crossings.push((i - 1) as f64 + a / (a - b));
         }
     }
-    assert!(
-        crossings.len() >= 3,
-        "not a tone: {} crossings",
-        crossings.len()
-    );
+    assert!(crossings.len() >= 3, "not a tone: {} crossings", crossings.len());
     let span = crossings[crossings.len() - 1] - crossings[0];
     (crossings.len() - 1) as f64 * f64::from(rate) / span
 }
@@ -49,9 +43,7 @@ pub fn lcg_bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut state = seed;
     (0..len)
         .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (state >> 56) as u8
         })
         .collect()

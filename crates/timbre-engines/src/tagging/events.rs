@@ -112,3 +112,95 @@ mod tests {
         assert!(label_events("x", &times(3), &[0.49, 0.2, 0.0], 1.0, 3.0, RULES).is_empty());
     }
 }
+
+/// Short-term RMS of the signal, for placing event boundaries inside a window.
+pub struct Envelope {
+    pub rms: Vec<f32>,
+    /// Envelope values per second.
+    pub rate: f32,
+}
+
+/// RMS over 20 ms frames.
+pub fn envelope(samples: &[f32], sample_rate: u32) -> Envelope {
+    let frame = (sample_rate / 50).max(1) as usize;
+    let rms = samples.chunks(frame).map(|c| (c.iter().map(|x| x * x).sum::<f32>() / c.len() as f32).sqrt()).collect();
+    Envelope { rms, rate: sample_rate as f32 / frame as f32 }
+}
+
+fn median(mut v: Vec<f32>) -> f32 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f32::total_cmp);
+    v[v.len() / 2]
+}
+
+impl Envelope {
+    fn index(&self, t: f32) -> usize {
+        ((t.max(0.0) * self.rate) as usize).min(self.rms.len())
+    }
+
+    fn slice(&self, a: f32, b: f32) -> &[f32] {
+        let (i, j) = (self.index(a), self.index(b));
+        if i < j { &self.rms[i..j] } else { &[] }
+    }
+
+    /// Move an event's boundaries to where the energy steps up and down, searching only the
+    /// span the windows allow (`slack` seconds either side of each estimate). Needs a clear step
+    /// — the event's median level at least twice the quietest tenth of the search span — so
+    /// events in steady backgrounds (speech over noise, music) keep the window estimate.
+    pub fn refine(&self, event: &mut Event, slack: f32) {
+        let before = self.slice(event.start - slack, event.start + slack);
+        let after = self.slice(event.end - slack, event.end + slack);
+        let core = median(self.slice(event.start + slack, event.end - slack).to_vec());
+        let quiet = |span: &[f32]| {
+            let mut v = span.to_vec();
+            v.sort_by(f32::total_cmp);
+            v.get(v.len() / 10).copied().unwrap_or(0.0)
+        };
+        if core <= 0.0 {
+            return;
+        }
+        let floor = quiet(before).max(quiet(after));
+        if core < 2.0 * floor.max(1e-4) {
+            return;
+        }
+        // Geometric midpoint between background and event levels.
+        let level = (core * floor.max(1e-4)).sqrt();
+        let base = self.index(event.start - slack);
+        if let Some(k) = before.iter().position(|&r| r >= level) {
+            event.start = round3((base + k) as f32 / self.rate);
+        }
+        let base = self.index(event.end - slack);
+        if let Some(k) = after.iter().rposition(|&r| r >= level) {
+            event.end = round3((base + k + 1) as f32 / self.rate);
+        }
+    }
+}
+
+#[cfg(test)]
+mod envelope_tests {
+    use super::*;
+
+    #[test]
+    fn boundaries_snap_to_a_clear_energy_step() {
+        // 8 s at 1 kHz sampling: silence, a loud stretch 2.0–6.0 s, silence.
+        let sr = 1000;
+        let x: Vec<f32> =
+            (0..8 * sr).map(|i| if (2000..6000).contains(&i) { 0.5 * ((i as f32) * 0.3).sin() } else { 0.0 }).collect();
+        let env = envelope(&x, sr as u32);
+        let mut e = Event { label: "x".into(), start: 1.25, end: 6.75, peak: 0.9 };
+        env.refine(&mut e, 1.0);
+        assert!((e.start - 2.0).abs() <= 0.02 && (e.end - 6.0).abs() <= 0.02, "{e:?}");
+    }
+
+    #[test]
+    fn no_step_keeps_the_estimate() {
+        let sr = 1000;
+        let x: Vec<f32> = (0..8 * sr).map(|i| 0.3 * ((i as f32) * 0.7).sin()).collect();
+        let env = envelope(&x, sr as u32);
+        let mut e = Event { label: "x".into(), start: 1.5, end: 6.5, peak: 0.9 };
+        env.refine(&mut e, 1.0);
+        assert_eq!((e.start, e.end), (1.5, 6.5));
+    }
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::events::{Event, EventRules, label_events, round3};
+use super::events::{Envelope, Event, EventRules, envelope, label_events, round3};
 use super::groups;
 use super::prompts::{LabelMatcher, split_prompts};
 use crate::actor::{EngineError, Timed};
@@ -181,16 +181,18 @@ impl Tagger {
         let (clip_scores, q2, i2) = self.score(samples, &clip_starts, clip_win).await?;
         let times: Vec<f32> =
             starts.iter().map(|&s| round3((s as f32 + win.min(samples.len()) as f32 / 2.0) / sr)).collect();
-        let report = build_report(
+        let duration = samples.len() as f32 / sr;
+        let mut report = build_report(
             &self.model,
             &self.engine.labels,
             &self.matcher,
-            samples.len() as f32 / sr,
+            duration,
             &times,
             &frame_scores,
             &clip_scores,
             opts,
         );
+        refine_events(&mut report.events, &envelope(samples, SAMPLE_RATE), opts, report.duration);
         Ok(Timed { value: report, queued: q1 + q2, inference: i1 + i2 })
     }
 }
@@ -212,7 +214,12 @@ pub struct LivePrompt {
 
 impl Tagger {
     /// Score one window (one model call) for a live stream.
-    pub async fn live(&self, window: Vec<f32>, top_k: usize, prompts: &[String]) -> Result<Timed<LiveTags>, EngineError> {
+    pub async fn live(
+        &self,
+        window: Vec<f32>,
+        top_k: usize,
+        prompts: &[String],
+    ) -> Result<Timed<LiveTags>, EngineError> {
         let timed = self.engine.score(Windows { samples: window, batch: 1 }).await?;
         let scores = &timed.value;
         let labels = &self.engine.labels;
@@ -236,6 +243,18 @@ impl Tagger {
             .collect();
         Ok(Timed { value: LiveTags { top, prompts }, queued: timed.queued, inference: timed.inference })
     }
+}
+
+/// A window fires when the sound fills some unknown part of it, so the true boundary lies within
+/// half a window of the estimate; snap it to the energy step there when there is one.
+fn refine_events(events: &mut [Event], env: &Envelope, opts: &TagOptions, duration: f32) {
+    let slack = (opts.window / 2.0).max(opts.hop / 2.0);
+    for e in events.iter_mut() {
+        env.refine(e, slack);
+        e.start = e.start.clamp(0.0, duration);
+        e.end = e.end.clamp(e.start, duration);
+    }
+    events.sort_by(|a, b| a.start.total_cmp(&b.start).then(b.peak.total_cmp(&a.peak)));
 }
 
 /// Everything after inference: pure, so it is tested without a model.

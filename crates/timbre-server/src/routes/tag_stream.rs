@@ -54,7 +54,10 @@ struct ConfigMsg {
 pub enum Action {
     Send(serde_json::Value),
     /// Tag this window, which ends at stream time `t` seconds.
-    Tag { t: f32, samples: Vec<f32> },
+    Tag {
+        t: f32,
+        samples: Vec<f32>,
+    },
     Close,
 }
 
@@ -114,7 +117,9 @@ impl Session {
         };
         let prompts = match msg.prompts {
             Some(PromptList::Text(t)) => split_prompts(&t),
-            Some(PromptList::List(l)) => l.into_iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
+            Some(PromptList::List(l)) => {
+                l.into_iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()
+            }
             None => Vec::new(),
         };
         self.settings = Settings { hop, window, top_k, prompts };
@@ -205,16 +210,28 @@ pub struct StreamQuery {
     params(("model" = Option<String>, Query, description = "tagging model (default: the first ready one)")),
     responses((status = 101, description = "switching to WebSocket"),
               (status = 503, description = "no tagging model ready, or MAX_CONCURRENT_SESSIONS reached", body = crate::error::ErrorEnvelope)))]
-pub async fn tag_stream(State(state): State<AppState>, Query(q): Query<StreamQuery>, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
+pub async fn tag_stream(
+    State(state): State<AppState>,
+    Query(q): Query<StreamQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
     let (_, tagger) = engine_for::<Tagger>(&state, super::tags::CAPABILITY, q.model.as_deref())?;
     let guard = state.sessions.try_acquire().ok_or_else(|| {
-        ApiError::overloaded(format!("all {} WebSocket sessions are in use (MAX_CONCURRENT_SESSIONS)", state.sessions.max()), Duration::from_secs(5))
+        ApiError::overloaded(
+            format!("all {} WebSocket sessions are in use (MAX_CONCURRENT_SESSIONS)", state.sessions.max()),
+            Duration::from_secs(5),
+        )
     })?;
     let shutdown = state.sessions.shutdown_signal();
     Ok(ws.on_upgrade(move |socket| run(socket, tagger, guard, shutdown)))
 }
 
-async fn run(mut socket: WebSocket, tagger: Arc<Tagger>, _guard: SessionGuard, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+async fn run(
+    mut socket: WebSocket,
+    tagger: Arc<Tagger>,
+    _guard: SessionGuard,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let mut session = Session::new();
     loop {
         let msg = tokio::select! {
@@ -244,19 +261,23 @@ async fn run(mut socket: WebSocket, tagger: Arc<Tagger>, _guard: SessionGuard, m
                     let _ = socket.send(close(close_code::NORMAL, "done")).await;
                     return;
                 }
-                Action::Tag { t, samples } => match tagger.live(samples, session.settings.top_k, &session.settings.prompts).await {
-                    Ok(timed) => {
-                        let latency = received.elapsed().as_secs_f64() * 1000.0;
-                        let mut v = serde_json::to_value(&timed.value).unwrap_or_default();
-                        if let Some(obj) = v.as_object_mut() {
-                            obj.insert("type".into(), json!("tags"));
-                            obj.insert("t".into(), json!((t * 1000.0).round() / 1000.0));
-                            obj.insert("latency_ms".into(), json!((latency * 100.0).round() / 100.0));
+                Action::Tag { t, samples } => {
+                    match tagger.live(samples, session.settings.top_k, &session.settings.prompts).await {
+                        Ok(timed) => {
+                            let latency = received.elapsed().as_secs_f64() * 1000.0;
+                            let mut v = serde_json::to_value(&timed.value).unwrap_or_default();
+                            if let Some(obj) = v.as_object_mut() {
+                                obj.insert("type".into(), json!("tags"));
+                                obj.insert("t".into(), json!((t * 1000.0).round() / 1000.0));
+                                obj.insert("latency_ms".into(), json!((latency * 100.0).round() / 100.0));
+                            }
+                            Message::Text(v.to_string().into())
                         }
-                        Message::Text(v.to_string().into())
+                        Err(e) => Message::Text(
+                            json!({"type": "error", "code": "engine", "message": e.to_string()}).to_string().into(),
+                        ),
                     }
-                    Err(e) => Message::Text(json!({"type": "error", "code": "engine", "message": e.to_string()}).to_string().into()),
-                },
+                }
             };
             if socket.send(reply).await.is_err() {
                 return;
@@ -275,11 +296,16 @@ mod tests {
     use super::*;
 
     fn pcm(seconds: f32, rate: u32) -> Vec<u8> {
-        (0..(seconds * rate as f32) as usize).flat_map(|i| (((i as f32 * 0.07).sin() * 6000.0) as i16).to_le_bytes()).collect()
+        (0..(seconds * rate as f32) as usize)
+            .flat_map(|i| (((i as f32 * 0.07).sin() * 6000.0) as i16).to_le_bytes())
+            .collect()
     }
 
     fn tags(actions: &[Action]) -> Vec<(f32, usize)> {
-        actions.iter().filter_map(|a| if let Action::Tag { t, samples } = a { Some((*t, samples.len())) } else { None }).collect()
+        actions
+            .iter()
+            .filter_map(|a| if let Action::Tag { t, samples } = a { Some((*t, samples.len())) } else { None })
+            .collect()
     }
 
     #[test]
@@ -308,7 +334,9 @@ mod tests {
         let bad_rate = s.on_text(r#"{"sample_rate":12345}"#);
         assert!(matches!(&bad_rate[0], Action::Send(v) if v["param"] == "sample_rate"));
         assert!(matches!(&s.on_text(r#"{"sample_rate":16000,"hop":5}"#)[0], Action::Send(v) if v["param"] == "hop"));
-        assert!(matches!(&s.on_text(r#"{"sample_rate":16000,"volume":5}"#)[0], Action::Send(v) if v["code"] == "invalid_config"));
+        assert!(
+            matches!(&s.on_text(r#"{"sample_rate":16000,"volume":5}"#)[0], Action::Send(v) if v["code"] == "invalid_config")
+        );
         s.on_text(r#"{"sample_rate":8000,"encoding":"mulaw","hop":0.5}"#);
         assert!(matches!(&s.on_binary(&[1, 2, 3])[0..0], []), "μ-law takes any length");
         let mut p = Session::new();
