@@ -1,7 +1,7 @@
-//! Test harness: a real S3 server (s3s-fs) per test.
+//! Test harness: a real S3 server (s3s-fs) per test, and a fresh PostgreSQL schema per test.
 //!
-//! It fails loudly when s3s-fs is missing: CI provides it (`.ci/run` runs
-//! `scripts/install-test-tools`), so a silent skip would hide a broken CI.
+//! Both fail loudly when their tool is missing: CI provides them (`.ci/run` runs
+//! `scripts/install-test-tools` and starts PostgreSQL), so a silent skip would hide a broken CI.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
@@ -10,7 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use timbre_store::{ObjectBlobStore, S3Settings};
+use sqlx::{Connection, Executor, PgConnection};
+use timbre_store::{ObjectBlobStore, S3Settings, redact_url};
 
 pub const S3_BUCKET: &str = "timbre-test";
 const S3_ACCESS_KEY: &str = "timbre-test-access";
@@ -161,4 +162,64 @@ pub fn local_staged_bytes(root: &std::path::Path) -> u64 {
     let mut total = 0;
     walk(root, &mut total);
     total
+}
+
+pub fn test_database_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A schema of its own in the test database, so PostgreSQL tests run in parallel; dropped (with
+/// everything in it) when this guard drops, even after a failed assertion.
+pub struct PgSchema {
+    base_url: String,
+    pub name: String,
+    /// `TEST_DATABASE_URL` with `search_path` set to the schema for every connection.
+    pub url: String,
+}
+
+impl PgSchema {
+    pub async fn create() -> Self {
+        let base_url = test_database_url();
+        let mut conn = PgConnection::connect(&base_url).await.unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is not reachable at {} ({e}): start it (CI's .ci/run does) or set \
+                 TEST_DATABASE_URL",
+                redact_url(&base_url)
+            )
+        });
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .await
+            .unwrap();
+        let _ = conn.close().await;
+        let separator = if base_url.contains('?') { '&' } else { '?' };
+        let url = format!("{base_url}{separator}options=-c%20search_path%3D{name}");
+        Self {
+            base_url,
+            name,
+            url,
+        }
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let url = self.base_url.clone();
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+        // Drop cannot await; a runtime of its own on a thread of its own can.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                if let Ok(mut conn) = PgConnection::connect(&url).await {
+                    let _ = conn.execute(sqlx::AssertSqlSafe(sql)).await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
 }
