@@ -7,13 +7,13 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export TIMBRE_CACHE ?= $(HOME)/.cache/timbre
 
-.PHONY: run test setup runtime models build fmt fmt-check clippy test-only bench-http clean-models
+.PHONY: run test setup runtime models test-tools build fmt fmt-check clippy test-only bench-http clean-models
 
 run: setup
 	$(CARGO) build --release --locked -p timbre
 	$(CARGO) run --release --locked -q -p timbre -- serve
 
-test: setup fmt-check clippy test-only
+test: setup test-tools fmt-check clippy test-only
 
 setup: runtime models
 
@@ -22,6 +22,10 @@ runtime:
 
 models:
 	@scripts/fetch-models
+
+# Tools the tests run against (a local S3-compatible server), built once into $(TIMBRE_CACHE)/tools.
+test-tools:
+	@scripts/install-test-tools >/dev/null
 
 build:
 	$(CARGO) build --release --locked -p timbre

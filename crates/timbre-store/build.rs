@@ -32,9 +32,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             let Some((version, description)) = stem.split_once('_') else {
                 return Err(format!("{name}: expected <version>_<description>.sql").into());
             };
-            let version: i64 = version
-                .parse()
-                .map_err(|_| format!("{name}: the version must be an integer"))?;
+            let version: i64 = version.parse().map_err(|_| format!("{name}: the version must be an integer"))?;
             found.push((version, description.replace('_', " "), path.clone()));
         }
         found.sort_by_key(|(version, ..)| *version);
@@ -43,11 +41,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         let mut code = String::from("&[\n");
         for (version, description, path) in &found {
-            writeln!(
-                code,
-                "    ({version}, {description:?}, include_str!({:?})),",
-                path.display().to_string()
-            )?;
+            writeln!(code, "    ({version}, {description:?}, include_str!({:?})),", path.display().to_string())?;
         }
         code.push_str("]\n");
         std::fs::write(out_dir.join(format!("migrations_{dialect}.rs")), code)?;

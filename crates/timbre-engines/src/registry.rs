@@ -73,6 +73,14 @@ impl Registry {
         self.tx.send_modify(|s| s.problems.push(problem));
     }
 
+    /// Report (or with `None`, clear) a problem with a part of the service outside the models.
+    pub fn set_component_problem(&self, component: &str, problem: Option<String>) {
+        self.tx.send_if_modified(|s| match problem {
+            Some(p) => s.components.insert(component.to_string(), p.clone()).as_ref() != Some(&p),
+            None => s.components.remove(component).is_some(),
+        });
+    }
+
     pub fn finish_first_pass(&self) {
         self.tx.send_modify(|s| s.first_pass_done = true);
     }

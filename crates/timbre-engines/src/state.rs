@@ -108,6 +108,9 @@ pub struct Snapshot {
     pub models: BTreeMap<String, ModelStatus>,
     /// Registry-level problems (e.g. unreadable models dir) that are not tied to one model.
     pub problems: Vec<String>,
+    /// Other parts of the service that are not working (e.g. `database`), with the reason.
+    /// They make the status `degraded` until cleared.
+    pub components: BTreeMap<String, String>,
 }
 
 pub const SKIPPED_REASON: &str = "model loading skipped by configuration";
@@ -135,6 +138,7 @@ impl Snapshot {
     /// Why the service is not healthy, one line each; empty when healthy.
     pub fn reasons(&self) -> Vec<String> {
         let mut out = self.problems.clone();
+        out.extend(self.components.iter().map(|(name, why)| format!("{name}: {why}")));
         if self.skipped_by_config {
             out.push(SKIPPED_REASON.to_string());
         }

@@ -12,6 +12,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod sessions;
 pub mod state;
+pub mod storage;
 pub mod stream_input;
 pub mod telemetry;
 pub mod upload;

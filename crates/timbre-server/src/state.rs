@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::metrics;
 use crate::rate_limit::{LocalLimiter, RateLimiter};
 use crate::sessions::Sessions;
+use crate::storage::StoreHandle;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -24,6 +25,7 @@ pub struct AppState {
     pub inflight: Arc<Semaphore>,
     pub sessions: Sessions,
     pub metrics: PrometheusHandle,
+    pub store: StoreHandle,
     shutdown: Arc<watch::Sender<bool>>,
 }
 
@@ -39,6 +41,7 @@ impl AppState {
             registry,
             started: Instant::now(),
             metrics: metrics::handle(),
+            store: StoreHandle::default(),
             shutdown: Arc::new(shutdown),
             config: Arc::new(config),
         }

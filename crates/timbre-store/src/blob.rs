@@ -39,8 +39,8 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{
-    Attribute, Attributes, ObjectMeta, ObjectStore, ObjectStoreExt, PutMultipartOptions,
-    PutOptions, PutPayload, PutResult, WriteMultipart,
+    Attribute, Attributes, ObjectMeta, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload,
+    PutResult, WriteMultipart,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -107,9 +107,7 @@ pub struct BlobBody {
 
 impl fmt::Debug for BlobBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BlobBody")
-            .field("meta", &self.meta)
-            .finish_non_exhaustive()
+        f.debug_struct("BlobBody").field("meta", &self.meta).finish_non_exhaustive()
     }
 }
 
@@ -131,9 +129,7 @@ pub enum BlobError {
 impl BlobError {
     fn backend(key: &str, err: object_store::Error) -> Self {
         match err {
-            object_store::Error::NotFound { .. } => Self::NotFound {
-                key: key.to_owned(),
-            },
+            object_store::Error::NotFound { .. } => Self::NotFound { key: key.to_owned() },
             other => Self::Backend(other),
         }
     }
@@ -143,18 +139,12 @@ impl BlobError {
 #[async_trait]
 pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Stores `bytes` under `key` (replacing any blob there) with its content type and sha256.
-    async fn put(&self, key: &str, bytes: Bytes, content_type: &str)
-    -> Result<BlobMeta, BlobError>;
+    async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<BlobMeta, BlobError>;
 
     /// Stores a body of any length without holding it in memory: small bodies are sent in one
     /// request, larger ones as a multipart upload (parts of 8 MiB, two in flight). An error from
     /// `body` aborts the upload and leaves any previous blob under `key` in place.
-    async fn put_stream(
-        &self,
-        key: &str,
-        body: ByteStream,
-        content_type: &str,
-    ) -> Result<BlobMeta, BlobError>;
+    async fn put_stream(&self, key: &str, body: ByteStream, content_type: &str) -> Result<BlobMeta, BlobError>;
 
     /// Opens a blob for reading.
     async fn get(&self, key: &str) -> Result<BlobBody, BlobError>;
@@ -192,12 +182,7 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
 /// characters, and `#` and `%` (the local backend treats a `#<digits>` suffix as an unfinished
 /// upload and hides it, and `%` invites percent-decoding surprises between backends).
 pub fn validate_key(key: &str) -> Result<Path, BlobError> {
-    let invalid = |reason| {
-        Err(BlobError::InvalidKey {
-            key: shorten(key),
-            reason,
-        })
-    };
+    let invalid = |reason| Err(BlobError::InvalidKey { key: shorten(key), reason });
     if key.is_empty() {
         return invalid("empty");
     }
@@ -244,10 +229,8 @@ fn shorten(key: &str) -> String {
 }
 
 fn sidecar_path(key: &str) -> Result<Path, BlobError> {
-    Path::parse(format!("{key}.json")).map_err(|_| BlobError::InvalidKey {
-        key: shorten(key),
-        reason: "rejected by the object store",
-    })
+    Path::parse(format!("{key}.json"))
+        .map_err(|_| BlobError::InvalidKey { key: shorten(key), reason: "rejected by the object store" })
 }
 
 /// The JSON sidecar at `meta/<key>.json`.
@@ -301,9 +284,7 @@ pub struct ObjectBlobStore {
 
 impl fmt::Debug for ObjectBlobStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ObjectBlobStore")
-            .field("location", &self.location)
-            .finish_non_exhaustive()
+        f.debug_struct("ObjectBlobStore").field("location", &self.location).finish_non_exhaustive()
     }
 }
 
@@ -312,19 +293,14 @@ impl ObjectBlobStore {
     pub fn local(root: impl AsRef<FsPath>) -> Result<Self, BlobError> {
         let root = root.as_ref();
         for sub in ["objects", "meta"] {
-            std::fs::create_dir_all(root.join(sub)).map_err(|e| {
-                BlobError::Config(format!("cannot create {}: {e}", root.join(sub).display()))
-            })?;
+            std::fs::create_dir_all(root.join(sub))
+                .map_err(|e| BlobError::Config(format!("cannot create {}: {e}", root.join(sub).display())))?;
         }
         let fs = LocalFileSystem::new_with_prefix(root)
             .map_err(|e| BlobError::Config(format!("blob directory {}: {e}", root.display())))?
             // Deleting the last blob of a job removes its now-empty directories too.
             .with_automatic_cleanup(true);
-        Ok(Self::over(
-            Arc::new(fs),
-            false,
-            format!("local:{}", root.display()),
-        ))
+        Ok(Self::over(Arc::new(fs), false, format!("local:{}", root.display())))
     }
 
     /// Blobs in an S3-compatible bucket. Builds the client only; nothing is contacted yet.
@@ -340,31 +316,19 @@ impl ObjectBlobStore {
             .with_region(settings.region.as_deref().unwrap_or("us-east-1"))
             .with_allow_http(settings.allow_http);
         if let Some(endpoint) = &settings.endpoint {
-            builder = builder
-                .with_endpoint(endpoint)
-                .with_virtual_hosted_style_request(false);
+            builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
         }
         match (&settings.access_key, &settings.secret_key) {
             (Some(access), Some(secret)) => {
-                builder = builder
-                    .with_access_key_id(access)
-                    .with_secret_access_key(secret);
+                builder = builder.with_access_key_id(access).with_secret_access_key(secret);
             }
             (None, None) => {}
             _ => {
-                return Err(BlobError::Config(
-                    "S3 access key and secret key must be set together".into(),
-                ));
+                return Err(BlobError::Config("S3 access key and secret key must be set together".into()));
             }
         }
-        let s3 = builder
-            .build()
-            .map_err(|e| BlobError::Config(format!("S3 bucket {}: {e}", settings.bucket)))?;
-        Ok(Self::over(
-            Arc::new(s3),
-            true,
-            format!("s3://{}", settings.bucket),
-        ))
+        let s3 = builder.build().map_err(|e| BlobError::Config(format!("S3 bucket {}: {e}", settings.bucket)))?;
+        Ok(Self::over(Arc::new(s3), true, format!("s3://{}", settings.bucket)))
     }
 
     fn over(root: Arc<dyn ObjectStore>, native_content_type: bool, location: String) -> Self {
@@ -405,25 +369,16 @@ impl ObjectBlobStore {
             size,
             etag: put.e_tag.clone(),
         };
-        let json = serde_json::to_vec(&sidecar)
-            .map_err(|e| BlobError::Config(format!("encoding blob metadata: {e}")))?;
-        self.meta
-            .put(&sidecar_path(key)?, PutPayload::from(json))
-            .await
-            .map_err(|e| BlobError::backend(key, e))?;
+        let json =
+            serde_json::to_vec(&sidecar).map_err(|e| BlobError::Config(format!("encoding blob metadata: {e}")))?;
+        self.meta.put(&sidecar_path(key)?, PutPayload::from(json)).await.map_err(|e| BlobError::backend(key, e))?;
         let created = match self.objects.head(path).await {
             Ok(head) if head.e_tag == put.e_tag => head.last_modified.into(),
             // Overwritten (or deleted) by someone else already: ours was written just now.
             Ok(_) | Err(object_store::Error::NotFound { .. }) => SystemTime::now(),
             Err(e) => return Err(BlobError::backend(key, e)),
         };
-        Ok(BlobMeta {
-            key: key.to_owned(),
-            size,
-            content_type: content_type.to_owned(),
-            sha256: Some(sha256),
-            created,
-        })
+        Ok(BlobMeta { key: key.to_owned(), size, content_type: content_type.to_owned(), sha256: Some(sha256), created })
     }
 
     async fn read_sidecar(&self, key: &str) -> Result<Option<Sidecar>, BlobError> {
@@ -447,18 +402,10 @@ impl ObjectBlobStore {
     /// Combines the backend's metadata with the sidecar, if it describes these very bytes.
     fn describe(key: &str, object: &ObjectMeta, sidecar: Option<Sidecar>) -> BlobMeta {
         let (content_type, sha256) = match sidecar {
-            Some(s) if s.etag == object.e_tag && s.size == object.size => {
-                (s.content_type, s.sha256)
-            }
+            Some(s) if s.etag == object.e_tag && s.size == object.size => (s.content_type, s.sha256),
             _ => (DEFAULT_CONTENT_TYPE.to_owned(), None),
         };
-        BlobMeta {
-            key: key.to_owned(),
-            size: object.size,
-            content_type,
-            sha256,
-            created: object.last_modified.into(),
-        }
+        BlobMeta { key: key.to_owned(), size: object.size, content_type, sha256, created: object.last_modified.into() }
     }
 }
 
@@ -493,34 +440,20 @@ impl Drop for AbortOnDrop {
 
 #[async_trait]
 impl BlobStore for ObjectBlobStore {
-    async fn put(
-        &self,
-        key: &str,
-        bytes: Bytes,
-        content_type: &str,
-    ) -> Result<BlobMeta, BlobError> {
+    async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<BlobMeta, BlobError> {
         let path = validate_key(key)?;
         let sha256 = format!("{:x}", Sha256::digest(&bytes));
         let size = bytes.len() as u64;
-        let options = PutOptions {
-            attributes: self.attributes(content_type),
-            ..PutOptions::default()
-        };
+        let options = PutOptions { attributes: self.attributes(content_type), ..PutOptions::default() };
         let put = self
             .objects
             .put_opts(&path, PutPayload::from(bytes), options)
             .await
             .map_err(|e| BlobError::backend(key, e))?;
-        self.finish_put(key, &path, content_type, size, sha256, put)
-            .await
+        self.finish_put(key, &path, content_type, size, sha256, put).await
     }
 
-    async fn put_stream(
-        &self,
-        key: &str,
-        mut body: ByteStream,
-        content_type: &str,
-    ) -> Result<BlobMeta, BlobError> {
+    async fn put_stream(&self, key: &str, mut body: ByteStream, content_type: &str) -> Result<BlobMeta, BlobError> {
         let path = validate_key(key)?;
         let mut hasher = Sha256::new();
         let mut size = 0u64;
@@ -535,10 +468,7 @@ impl BlobStore for ObjectBlobStore {
                 size += chunk.len() as u64;
                 if let Some(writer) = upload.0.as_mut() {
                     // Backpressure: at most PART_UPLOADS parts in flight.
-                    writer
-                        .wait_for_capacity(PART_UPLOADS)
-                        .await
-                        .map_err(|e| BlobError::backend(key, e))?;
+                    writer.wait_for_capacity(PART_UPLOADS).await.map_err(|e| BlobError::backend(key, e))?;
                     writer.put(chunk);
                     continue;
                 }
@@ -564,13 +494,8 @@ impl BlobStore for ObjectBlobStore {
             match upload.0.take() {
                 Some(writer) => writer.finish().await,
                 None => {
-                    let options = PutOptions {
-                        attributes: self.attributes(content_type),
-                        ..PutOptions::default()
-                    };
-                    self.objects
-                        .put_opts(&path, pending.into_iter().collect(), options)
-                        .await
+                    let options = PutOptions { attributes: self.attributes(content_type), ..PutOptions::default() };
+                    self.objects.put_opts(&path, pending.into_iter().collect(), options).await
                 }
             }
             .map_err(|e| BlobError::backend(key, e))
@@ -585,28 +510,22 @@ impl BlobStore for ObjectBlobStore {
             }
         };
         let sha256 = format!("{:x}", hasher.finalize());
-        self.finish_put(key, &path, content_type, size, sha256, put)
-            .await
+        self.finish_put(key, &path, content_type, size, sha256, put).await
     }
 
     async fn get(&self, key: &str) -> Result<BlobBody, BlobError> {
         let path = validate_key(key)?;
-        let (object, sidecar) =
-            futures_util::future::join(self.objects.get(&path), self.read_sidecar(key)).await;
+        let (object, sidecar) = futures_util::future::join(self.objects.get(&path), self.read_sidecar(key)).await;
         let object = object.map_err(|e| BlobError::backend(key, e))?;
         let meta = Self::describe(key, &object.meta, sidecar?);
         let owned_key = key.to_owned();
-        let stream = object
-            .into_stream()
-            .map_err(move |e| BlobError::backend(&owned_key, e))
-            .boxed();
+        let stream = object.into_stream().map_err(move |e| BlobError::backend(&owned_key, e)).boxed();
         Ok(BlobBody { meta, stream })
     }
 
     async fn head(&self, key: &str) -> Result<BlobMeta, BlobError> {
         let path = validate_key(key)?;
-        let (object, sidecar) =
-            futures_util::future::join(self.objects.head(&path), self.read_sidecar(key)).await;
+        let (object, sidecar) = futures_util::future::join(self.objects.head(&path), self.read_sidecar(key)).await;
         let object = object.map_err(|e| BlobError::backend(key, e))?;
         Ok(Self::describe(key, &object, sidecar?))
     }
@@ -649,9 +568,7 @@ impl BlobStore for ObjectBlobStore {
         // listing walks them makes the walk trip over vanished directories.
         let expired: Vec<String> = self
             .list(prefix)
-            .try_filter_map(
-                |entry| async move { Ok((entry.modified < cutoff).then_some(entry.key)) },
-            )
+            .try_filter_map(|entry| async move { Ok((entry.modified < cutoff).then_some(entry.key)) })
             .try_collect()
             .await?;
         let removed = stream::iter(expired)
@@ -692,10 +609,7 @@ mod tests {
             "50%",
             long.as_str(),
         ] {
-            assert!(
-                matches!(validate_key(bad), Err(BlobError::InvalidKey { .. })),
-                "{bad:?} should be rejected"
-            );
+            assert!(matches!(validate_key(bad), Err(BlobError::InvalidKey { .. })), "{bad:?} should be rejected");
         }
         assert!(validate_key(&"a".repeat(MAX_KEY_LEN)).is_ok());
     }

@@ -20,9 +20,7 @@ use std::sync::LazyLock;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, SqlSafeStr};
 
 /// `(version, description, sql)` of each migration file, embedded by `build.rs`.
@@ -48,10 +46,7 @@ fn migrator(embedded: Embedded) -> Migrator {
             )
         })
         .collect();
-    Migrator {
-        migrations: Cow::Owned(migrations),
-        ..Migrator::DEFAULT
-    }
+    Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
 }
 
 /// File name of the embedded database inside the data directory.
@@ -105,11 +100,7 @@ pub enum DbError {
     #[error("cannot create the data directory {path}: {reason}")]
     DataDir { path: String, reason: String },
     #[error("cannot reach the database ({target}) after {attempts} attempt(s): {reason}")]
-    Unreachable {
-        target: String,
-        attempts: u32,
-        reason: String,
-    },
+    Unreachable { target: String, attempts: u32, reason: String },
     #[error("cannot open the database ({target}): {reason}")]
     Connect { target: String, reason: String },
     #[error("database migration failed: {0}")]
@@ -130,37 +121,24 @@ enum Target {
 
 impl Target {
     fn parse(url: Option<&str>, data_dir: &Path) -> Result<Self, DbError> {
-        let invalid = |url: &str, reason: String| DbError::InvalidUrl {
-            url: redact_url(url),
-            reason,
-        };
+        let invalid = |url: &str, reason: String| DbError::InvalidUrl { url: redact_url(url), reason };
         match url {
             None => {
-                std::fs::create_dir_all(data_dir).map_err(|e| DbError::DataDir {
-                    path: data_dir.display().to_string(),
-                    reason: e.to_string(),
-                })?;
-                Ok(Self::Sqlite(sqlite_options(
-                    SqliteConnectOptions::new().filename(data_dir.join(SQLITE_FILE)),
-                )))
+                std::fs::create_dir_all(data_dir)
+                    .map_err(|e| DbError::DataDir { path: data_dir.display().to_string(), reason: e.to_string() })?;
+                Ok(Self::Sqlite(sqlite_options(SqliteConnectOptions::new().filename(data_dir.join(SQLITE_FILE)))))
             }
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                let password = url::Url::parse(url)
-                    .ok()
-                    .and_then(|u| u.password().map(decode_percent));
+                let password = url::Url::parse(url).ok().and_then(|u| u.password().map(decode_percent));
                 let options = PgConnectOptions::from_str(url)
                     .map_err(|e| invalid(url, scrub(&e.to_string(), password.as_deref())))?;
                 Ok(Self::Postgres { options, password })
             }
             Some(url) if url.starts_with("sqlite:") => {
-                let options =
-                    SqliteConnectOptions::from_str(url).map_err(|e| invalid(url, e.to_string()))?;
+                let options = SqliteConnectOptions::from_str(url).map_err(|e| invalid(url, e.to_string()))?;
                 Ok(Self::Sqlite(sqlite_options(options)))
             }
-            Some(url) => Err(invalid(
-                url,
-                "expected postgres://, postgresql:// or sqlite:".into(),
-            )),
+            Some(url) => Err(invalid(url, "expected postgres://, postgresql:// or sqlite:".into())),
         }
     }
 
@@ -237,19 +215,12 @@ impl Db {
             let reason = match Self::attempt(&target).await {
                 Ok(db) => return Ok(db),
                 Err(AttemptError::Fatal(reason)) => {
-                    return Err(DbError::Connect {
-                        target: described,
-                        reason,
-                    });
+                    return Err(DbError::Connect { target: described, reason });
                 }
                 Err(AttemptError::Transient(reason)) => reason,
             };
             if attempt >= attempts {
-                return Err(DbError::Unreachable {
-                    target: described,
-                    attempts,
-                    reason,
-                });
+                return Err(DbError::Unreachable { target: described, attempts, reason });
             }
             tracing::warn!(
                 target = %described,
@@ -345,16 +316,10 @@ impl Db {
     pub async fn meta_get(&self, key: &str) -> Result<Option<String>, DbError> {
         Ok(match self {
             Self::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
-                    .bind(key)
-                    .fetch_optional(pool)
-                    .await?
+                sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1").bind(key).fetch_optional(pool).await?
             }
             Self::Postgres(pool) => {
-                sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
-                    .bind(key)
-                    .fetch_optional(pool)
-                    .await?
+                sqlx::query_scalar("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(pool).await?
             }
         })
     }
@@ -399,16 +364,9 @@ impl Db {
 /// Query parameters that carry secrets in database and service URLs.
 fn is_secret_param(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    [
-        "password",
-        "passwd",
-        "pwd",
-        "secret",
-        "token",
-        "sslpassword",
-    ]
-    .iter()
-    .any(|s| name == *s || name.ends_with(&format!("_{s}")))
+    ["password", "passwd", "pwd", "secret", "token", "sslpassword"]
+        .iter()
+        .any(|s| name == *s || name.ends_with(&format!("_{s}")))
 }
 
 /// A URL fit for logs and errors: the password (and query parameters such as `password=` or
@@ -424,11 +382,7 @@ pub fn redact_url(url: &str) -> String {
                 let pairs: Vec<(String, String)> = parsed
                     .query_pairs()
                     .map(|(k, v)| {
-                        let v = if is_secret_param(&k) {
-                            "***".to_owned()
-                        } else {
-                            v.into_owned()
-                        };
+                        let v = if is_secret_param(&k) { "***".to_owned() } else { v.into_owned() };
                         (k.into_owned(), v)
                     })
                     .collect();
@@ -445,9 +399,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 fn decode_percent(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 /// Removes a password from a driver message, in case a driver ever echoes it.
@@ -466,30 +418,18 @@ mod tests {
     #[test]
     fn redact_url_hides_passwords_and_keeps_the_rest() {
         let cases = [
-            (
-                "postgres://u:hunter2@db.example:5432/app",
-                "postgres://u:***@db.example:5432/app",
-            ),
+            ("postgres://u:hunter2@db.example:5432/app", "postgres://u:***@db.example:5432/app"),
             (
                 "postgresql://u:p%40ss%2Fw@10.0.0.1/app?sslmode=require",
                 "postgresql://u:***@10.0.0.1/app?sslmode=require",
             ),
-            (
-                "postgres://u@h/app?password=hunter2&sslmode=disable",
-                "postgres://u@h/app?password=***&sslmode=disable",
-            ),
-            (
-                "postgres://h/app?sslpassword=hunter2",
-                "postgres://h/app?sslpassword=***",
-            ),
+            ("postgres://u@h/app?password=hunter2&sslmode=disable", "postgres://u@h/app?password=***&sslmode=disable"),
+            ("postgres://h/app?sslpassword=hunter2", "postgres://h/app?sslpassword=***"),
             ("redis://:hunter2@cache:6379/0", "redis://:***@cache:6379/0"),
             ("postgres://u@h:5432/app", "postgres://u@h:5432/app"),
             ("sqlite:data/timbre.db", "sqlite:data/timbre.db"),
             // Unparseable (bad port): only what follows the last '@' survives.
-            (
-                "postgres://u:hunter2@h:notaport/x",
-                "postgres://***@h:notaport/x",
-            ),
+            ("postgres://u:hunter2@h:notaport/x", "postgres://***@h:notaport/x"),
             ("host=h password=hunter2", "***"),
         ];
         for (input, expected) in cases {
@@ -513,19 +453,14 @@ mod tests {
 
     #[test]
     fn scrub_removes_the_password() {
-        assert_eq!(
-            scrub("auth failed for hunter2", Some("hunter2")),
-            "auth failed for ***"
-        );
+        assert_eq!(scrub("auth failed for hunter2", Some("hunter2")), "auth failed for ***");
         assert_eq!(scrub("x", Some("")), "x");
         assert_eq!(scrub("x", None), "x");
     }
 
     #[test]
     fn unsupported_urls_are_rejected_redacted() {
-        let err = Target::parse(Some("mysql://u:hunter2@h/db"), Path::new("."))
-            .err()
-            .expect("mysql is not supported");
+        let err = Target::parse(Some("mysql://u:hunter2@h/db"), Path::new(".")).err().expect("mysql is not supported");
         let message = err.to_string();
         assert!(matches!(err, DbError::InvalidUrl { .. }), "{message}");
         assert!(message.contains("mysql://u:***@h/db"), "{message}");
@@ -534,17 +469,11 @@ mod tests {
 
     #[test]
     fn postgres_targets_name_host_database_and_user() {
-        let Ok(target) = Target::parse(
-            Some("postgres://u:hunter2@db.internal:6543/app"),
-            Path::new("."),
-        ) else {
+        let Ok(target) = Target::parse(Some("postgres://u:hunter2@db.internal:6543/app"), Path::new(".")) else {
             panic!("valid URL")
         };
         let described = target.describe();
-        assert_eq!(
-            described,
-            "PostgreSQL at db.internal:6543, database app, user u"
-        );
+        assert_eq!(described, "PostgreSQL at db.internal:6543, database app, user u");
         match target {
             Target::Postgres { password, .. } => assert_eq!(password.as_deref(), Some("hunter2")),
             Target::Sqlite(_) => panic!("expected PostgreSQL"),

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use blob::{
-    BlobBody, BlobEntry, BlobError, BlobMeta, BlobStore, ByteStream, ObjectBlobStore, S3Settings,
-    reader_stream, validate_key,
+    BlobBody, BlobEntry, BlobError, BlobMeta, BlobStore, ByteStream, ObjectBlobStore, S3Settings, reader_stream,
+    validate_key,
 };
 pub use db::{Db, DbError, DbKind, redact_url};
 
@@ -61,10 +61,7 @@ impl std::fmt::Debug for StoreSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreSettings")
             .field("data_dir", &self.data_dir)
-            .field(
-                "database_url",
-                &self.database_url.as_deref().map(redact_url),
-            )
+            .field("database_url", &self.database_url.as_deref().map(redact_url))
             .field("s3", &self.s3)
             .field("connect_attempts", &self.connect_attempts)
             .field("connect_backoff", &self.connect_backoff)

@@ -45,26 +45,24 @@ async fn applied(db: &Db) -> Vec<(i64, Vec<u8>)> {
 /// Inserts a blob row; `Err` when a constraint refuses it.
 async fn insert_blob(db: &Db, key: &str, size: i64, sha256: Option<&str>) -> Result<(), String> {
     let result = match db {
-        Db::Sqlite(pool) => sqlx::query(
-            "INSERT INTO blobs (key, size, content_type, sha256) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .bind(key)
-        .bind(size)
-        .bind("audio/wav")
-        .bind(sha256)
-        .execute(pool)
-        .await
-        .map(drop),
-        Db::Postgres(pool) => sqlx::query(
-            "INSERT INTO blobs (key, size, content_type, sha256) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(key)
-        .bind(size)
-        .bind("audio/wav")
-        .bind(sha256)
-        .execute(pool)
-        .await
-        .map(drop),
+        Db::Sqlite(pool) => sqlx::query("INSERT INTO blobs (key, size, content_type, sha256) VALUES (?1, ?2, ?3, ?4)")
+            .bind(key)
+            .bind(size)
+            .bind("audio/wav")
+            .bind(sha256)
+            .execute(pool)
+            .await
+            .map(drop),
+        Db::Postgres(pool) => {
+            sqlx::query("INSERT INTO blobs (key, size, content_type, sha256) VALUES ($1, $2, $3, $4)")
+                .bind(key)
+                .bind(size)
+                .bind("audio/wav")
+                .bind(sha256)
+                .execute(pool)
+                .await
+                .map(drop)
+        }
     };
     result.map_err(|e| e.to_string())
 }
@@ -72,20 +70,13 @@ async fn insert_blob(db: &Db, key: &str, size: i64, sha256: Option<&str>) -> Res
 async fn db_suite(db: &Db) {
     // Nothing exists before migrating.
     assert!(
-        tables(db)
-            .await
-            .iter()
-            .all(|t| !TABLES.contains(&t.as_str())),
+        tables(db).await.iter().all(|t| !TABLES.contains(&t.as_str())),
         "fresh database already has tables: {:?}",
         tables(db).await
     );
     db.migrate().await.unwrap();
     let after_first = applied(db).await;
-    assert_eq!(
-        after_first.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
-        vec![1],
-        "every migration applied once"
-    );
+    assert_eq!(after_first.iter().map(|(v, _)| *v).collect::<Vec<_>>(), vec![1], "every migration applied once");
     for table in TABLES {
         assert!(
             tables(db).await.iter().any(|t| t == table),
@@ -101,39 +92,19 @@ async fn db_suite(db: &Db) {
     // meta: a key/value round trip, with upsert.
     assert_eq!(db.meta_get("schema_owner").await.unwrap(), None);
     db.meta_set("schema_owner", "timbre").await.unwrap();
-    assert_eq!(
-        db.meta_get("schema_owner").await.unwrap().as_deref(),
-        Some("timbre")
-    );
+    assert_eq!(db.meta_get("schema_owner").await.unwrap().as_deref(), Some("timbre"));
     db.meta_set("schema_owner", "timbre 2").await.unwrap();
-    assert_eq!(
-        db.meta_get("schema_owner").await.unwrap().as_deref(),
-        Some("timbre 2")
-    );
+    assert_eq!(db.meta_get("schema_owner").await.unwrap().as_deref(), Some("timbre 2"));
     db.meta_set("other", "x").await.unwrap();
-    assert_eq!(
-        db.meta_get("schema_owner").await.unwrap().as_deref(),
-        Some("timbre 2")
-    );
+    assert_eq!(db.meta_get("schema_owner").await.unwrap().as_deref(), Some("timbre 2"));
 
     // blobs: the columns the blob index needs, and their constraints.
     let sha = "a".repeat(64);
-    insert_blob(db, "songs/1/mix.wav", 10, Some(&sha))
-        .await
-        .unwrap();
+    insert_blob(db, "songs/1/mix.wav", 10, Some(&sha)).await.unwrap();
     insert_blob(db, "songs/1/raw.pcm", 0, None).await.unwrap();
-    assert!(
-        insert_blob(db, "songs/1/mix.wav", 1, None).await.is_err(),
-        "duplicate key"
-    );
-    assert!(
-        insert_blob(db, "neg", -1, None).await.is_err(),
-        "negative size"
-    );
-    assert!(
-        insert_blob(db, "bad-sha", 1, Some("abc")).await.is_err(),
-        "short sha256"
-    );
+    assert!(insert_blob(db, "songs/1/mix.wav", 1, None).await.is_err(), "duplicate key");
+    assert!(insert_blob(db, "neg", -1, None).await.is_err(), "negative size");
+    assert!(insert_blob(db, "bad-sha", 1, Some("abc")).await.is_err(), "short sha256");
 
     db.ping().await.unwrap();
 }
@@ -154,23 +125,12 @@ async fn sqlite_suite() {
 async fn sqlite_runs_in_wal_mode_with_a_busy_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::connect(None, dir.path()).await.unwrap();
-    let Db::Sqlite(pool) = &db else {
-        panic!("expected SQLite")
-    };
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let Db::Sqlite(pool) = &db else { panic!("expected SQLite") };
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(pool).await.unwrap();
     assert_eq!(mode, "wal");
-    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(pool).await.unwrap();
     assert_eq!(busy, 5000);
-    let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(pool).await.unwrap();
     assert_eq!(foreign_keys, 1);
     db.migrate().await.unwrap();
     db.meta_set("k", "v").await.unwrap();
@@ -181,13 +141,8 @@ async fn sqlite_runs_in_wal_mode_with_a_busy_timeout() {
     let file = dir.path().join("other.db");
     let url = format!("sqlite://{}", file.display());
     let db = Db::connect(Some(&url), dir.path()).await.unwrap();
-    let Db::Sqlite(pool) = &db else {
-        panic!("expected SQLite")
-    };
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let Db::Sqlite(pool) = &db else { panic!("expected SQLite") };
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(pool).await.unwrap();
     assert_eq!(mode, "wal");
     assert!(file.is_file());
     db.close().await;
@@ -196,18 +151,11 @@ async fn sqlite_runs_in_wal_mode_with_a_busy_timeout() {
 #[tokio::test]
 async fn postgres_suite() {
     let schema = PgSchema::create().await;
-    let db = Db::connect(Some(&schema.url), std::path::Path::new("unused"))
-        .await
-        .unwrap();
+    let db = Db::connect(Some(&schema.url), std::path::Path::new("unused")).await.unwrap();
     assert_eq!(db.kind(), DbKind::Postgres);
-    let Db::Postgres(pool) = &db else {
-        panic!("expected PostgreSQL")
-    };
+    let Db::Postgres(pool) = &db else { panic!("expected PostgreSQL") };
     // Every pooled connection works in the test's own schema.
-    let current: String = sqlx::query_scalar("SELECT current_schema()::text")
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let current: String = sqlx::query_scalar("SELECT current_schema()::text").fetch_one(pool).await.unwrap();
     assert_eq!(current, schema.name);
     db_suite(&db).await;
     db.close().await;
@@ -237,20 +185,12 @@ async fn postgres_errors_that_retrying_cannot_fix_fail_at_once() {
     let mut missing = url.clone();
     missing.set_path("/timbre_no_such_database");
     let started = Instant::now();
-    let err = Db::connect_with_retry(
-        Some(missing.as_str()),
-        std::path::Path::new("unused"),
-        5,
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap_err();
+    let err = Db::connect_with_retry(Some(missing.as_str()), std::path::Path::new("unused"), 5, Duration::from_secs(2))
+        .await
+        .unwrap_err();
     assert!(matches!(err, DbError::Connect { .. }), "{err}");
     assert!(err.to_string().contains("timbre_no_such_database"), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "retried a fatal error"
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "retried a fatal error");
 }
 
 #[tokio::test]
@@ -258,20 +198,12 @@ async fn connect_with_retry_gives_up_naming_the_host_not_the_password() {
     // Port 1: nothing listens, connections are refused at once.
     let url = "postgres://u:hunter2@127.0.0.1:1/x";
     let started = Instant::now();
-    let err = Db::connect_with_retry(
-        Some(url),
-        std::path::Path::new("unused"),
-        3,
-        Duration::from_millis(100),
-    )
-    .await
-    .unwrap_err();
+    let err = Db::connect_with_retry(Some(url), std::path::Path::new("unused"), 3, Duration::from_millis(100))
+        .await
+        .unwrap_err();
     let elapsed = started.elapsed();
     let message = err.to_string();
-    assert!(
-        matches!(err, DbError::Unreachable { attempts: 3, .. }),
-        "{message}"
-    );
+    assert!(matches!(err, DbError::Unreachable { attempts: 3, .. }), "{message}");
     assert!(message.contains("127.0.0.1:1"), "{message}");
     assert!(message.contains("after 3 attempt"), "{message}");
     for shown in [message.clone(), format!("{err:?}")] {
@@ -283,13 +215,8 @@ async fn connect_with_retry_gives_up_naming_the_host_not_the_password() {
 
     // One attempt means one attempt.
     let started = Instant::now();
-    let err = Db::connect(Some(url), std::path::Path::new("unused"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, DbError::Unreachable { attempts: 1, .. }),
-        "{err}"
-    );
+    let err = Db::connect(Some(url), std::path::Path::new("unused")).await.unwrap_err();
+    assert!(matches!(err, DbError::Unreachable { attempts: 1, .. }), "{err}");
     assert!(started.elapsed() < Duration::from_millis(300));
 }
 
@@ -301,11 +228,7 @@ async fn store_open_uses_the_data_dir_by_default() {
     assert_eq!(store.db.kind(), DbKind::Sqlite);
     // Migrated on open.
     store.db.meta_set("opened", "yes").await.unwrap();
-    store
-        .blobs
-        .put("x", Bytes::from_static(b"x"), "text/plain")
-        .await
-        .unwrap();
+    store.blobs.put("x", Bytes::from_static(b"x"), "text/plain").await.unwrap();
     assert!(dir.path().join("timbre.db").is_file());
     assert!(dir.path().join("blobs/objects/x").is_file());
 
@@ -313,9 +236,6 @@ async fn store_open_uses_the_data_dir_by_default() {
     let mut settings = settings;
     settings.database_url = Some("postgres://u:hunter2@db/app".into());
     let debug = format!("{settings:?}");
-    assert!(
-        !debug.contains("hunter2") && debug.contains("db/app"),
-        "{debug}"
-    );
+    assert!(!debug.contains("hunter2") && debug.contains("db/app"), "{debug}");
     assert!(!format!("{:?}", store.db).contains("hunter2"));
 }

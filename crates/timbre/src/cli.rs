@@ -32,8 +32,8 @@ pub enum Command {
     VerifyDeploy(crate::verify_deploy::VerifyArgs),
     /// Run job workers only (not yet available).
     Worker,
-    /// Run database migrations (not yet available).
-    Migrate,
+    /// Apply database migrations (SQLite in the data dir, or DATABASE_URL) and exit.
+    Migrate(ServeArgs),
     /// Transcribe audio files without a server (not yet available).
     Transcribe,
     /// Synthesize speech without a server (not yet available).

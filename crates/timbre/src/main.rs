@@ -29,11 +29,31 @@ fn main() -> ExitCode {
         },
         Command::VerifyDeploy(args) => verify_deploy::run(args),
         Command::Worker => cli::not_yet("worker", "durable jobs and workers"),
-        Command::Migrate => cli::not_yet("migrate", "the database layer"),
+        Command::Migrate(args) => migrate(args),
         Command::Transcribe => cli::not_yet("transcribe", "speech-to-text"),
         Command::Speak => cli::not_yet("speak", "text-to-speech"),
         Command::Tag(args) => tag_cmd::run(args),
         Command::Analyze => cli::not_yet("analyze", "music analysis"),
         Command::Generate => cli::not_yet("generate", "audio generation"),
+    }
+}
+
+/// `timbre migrate`: what a release step or a Kubernetes init container runs before the API.
+fn migrate(args: cli::ServeArgs) -> ExitCode {
+    let config = match args.config.load() {
+        Ok(l) => l.config,
+        Err(e) => return cli::fail(&e),
+    };
+    let settings = timbre_server::storage::settings(&config);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return cli::fail(&e),
+    };
+    match runtime.block_on(timbre_store::Store::open(&settings)) {
+        Ok(store) => {
+            println!("migrations applied: {}", store.db.target());
+            ExitCode::SUCCESS
+        }
+        Err(e) => cli::fail(&e),
     }
 }

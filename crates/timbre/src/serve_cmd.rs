@@ -69,6 +69,7 @@ async fn serve(config: timbre_server::Config) -> Result<(), String> {
             }
         }
     }
+    tokio::spawn(state.store.clone().connect_forever(timbre_server::storage::settings(&config), Arc::clone(&registry)));
     start_models(&config, registry);
 
     timbre_server::serve(listener, state, shutdown).await.map_err(|e| format!("server error: {e}"))?;

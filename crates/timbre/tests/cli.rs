@@ -112,7 +112,7 @@ fn port_in_use_is_a_clear_error() {
 
 #[test]
 fn unfinished_commands_say_so() {
-    for cmd in ["worker", "migrate", "transcribe", "speak", "analyze", "generate"] {
+    for cmd in ["worker", "transcribe", "speak", "analyze", "generate"] {
         let (code, _, err) = stdout_of(timbre().arg(cmd));
         assert_eq!(code, 2, "{cmd}");
         assert!(err.contains("not yet available"), "{cmd}: {err}");
@@ -145,4 +145,33 @@ fn models_list_and_verify_check_manifests() {
     let (code, out, _) = stdout_of(timbre().args(["models", "verify", "--models-dir"]).arg(dir.path()));
     assert_eq!(code, 1);
     assert!(out.contains("FAILED") && out.contains("does not match"), "{out}");
+}
+
+#[test]
+fn migrate_creates_the_sqlite_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = stdout_of(timbre().args(["migrate", "--data-dir"]).arg(dir.path()));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("migrations applied") && out.contains("timbre.db"), "{out}");
+    assert!(dir.path().join("timbre.db").is_file());
+    let (code, _, _) = stdout_of(timbre().args(["migrate", "--data-dir"]).arg(dir.path()));
+    assert_eq!(code, 0, "migrations are idempotent");
+}
+
+#[test]
+fn an_unreachable_database_degrades_health_and_never_leaks_the_password() {
+    let models = tempfile::tempdir().unwrap();
+    let (mut server, addr, _) =
+        Server::start(&[("DATABASE_URL", "postgres://app:hunter2-secret@127.0.0.1:1/app")], models.path());
+    let (status, body) = http_get(&addr, "/health", &[]);
+    assert_eq!(status, 200);
+    assert!(body.contains("storage:"), "{body}");
+    assert!(!body.contains("hunter2-secret"));
+    assert_eq!(http_get(&addr, "/ping", &[]).0, 200, "serving meanwhile");
+    // The retry loop logs the failure with the host and without the password.
+    let line =
+        server.wait_for(|l| l.contains("storage unavailable"), Duration::from_secs(30)).expect("a failure log line");
+    assert!(line.contains("127.0.0.1") && !line.contains("hunter2-secret"), "{line}");
+    assert_eq!(server.sigterm(), 0);
+    assert!(!server.seen.join("\n").contains("hunter2-secret"));
 }

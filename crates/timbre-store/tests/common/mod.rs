@@ -30,9 +30,7 @@ fn find_s3s_fs() -> Option<PathBuf> {
     {
         return Some(bin);
     }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join("s3s-fs"))
-        .find(|bin| bin.is_file())
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join("s3s-fs")).find(|bin| bin.is_file())
 }
 
 /// An s3s-fs process serving a temporary directory on a port of its choosing; killed on drop.
@@ -62,12 +60,7 @@ impl S3Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {}: {e} (run scripts/install-test-tools)",
-                    bin.display()
-                )
-            });
+            .unwrap_or_else(|e| panic!("cannot start {}: {e} (run scripts/install-test-tools)", bin.display()));
         // It binds port 0 and logs "server is running at http://127.0.0.1:PORT"; a thread reads
         // that line and keeps draining the pipe so the server never blocks on a full one.
         let stdout = child.stdout.take().unwrap();
@@ -79,26 +72,18 @@ impl S3Server {
                 if let Some(at) = line.find("http://")
                     && let Some(tx) = tx.take()
                 {
-                    let addr: String = line[at..]
-                        .chars()
-                        .take_while(|c| !c.is_whitespace())
-                        .collect();
+                    let addr: String = line[at..].chars().take_while(|c| !c.is_whitespace()).collect();
                     let _ = tx.send(addr);
                 }
             }
         });
-        let mut server = Self {
-            child,
-            endpoint: String::new(),
-            _root: root,
-        };
+        let mut server = Self { child, endpoint: String::new(), _root: root };
         server.endpoint = rx
             .recv_timeout(Duration::from_secs(20))
             .unwrap_or_else(|_| panic!("{} did not report its address within 20 s", bin.display()));
         // It logs after binding: the port answers from here on.
         let addr = server.endpoint.trim_start_matches("http://").to_owned();
-        std::net::TcpStream::connect(&addr)
-            .unwrap_or_else(|e| panic!("s3s-fs at {addr} does not answer: {e}"));
+        std::net::TcpStream::connect(&addr).unwrap_or_else(|e| panic!("s3s-fs at {addr} does not answer: {e}"));
         server
     }
 
@@ -165,8 +150,7 @@ pub fn local_staged_bytes(root: &std::path::Path) -> u64 {
 }
 
 pub fn test_database_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// A schema of its own in the test database, so PostgreSQL tests run in parallel; dropped (with
@@ -189,17 +173,11 @@ impl PgSchema {
             )
         });
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
-            .await
-            .unwrap();
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}"))).await.unwrap();
         let _ = conn.close().await;
         let separator = if base_url.contains('?') { '&' } else { '?' };
         let url = format!("{base_url}{separator}options=-c%20search_path%3D{name}");
-        Self {
-            base_url,
-            name,
-            url,
-        }
+        Self { base_url, name, url }
     }
 }
 
@@ -209,10 +187,7 @@ impl Drop for PgSchema {
         let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
         // Drop cannot await; a runtime of its own on a thread of its own can.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async move {
                 if let Ok(mut conn) = PgConnection::connect(&url).await {
                     let _ = conn.execute(sqlx::AssertSqlSafe(sql)).await;

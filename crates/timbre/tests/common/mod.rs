@@ -31,6 +31,8 @@ pub fn stdout_of(c: &mut Command) -> (i32, String, String) {
 }
 
 pub struct Server {
+    /// A fresh data dir per server (SQLite, blobs), unless the test sets TIMBRE_DATA_DIR.
+    _data: tempfile::TempDir,
     pub child: Child,
     pub lines: mpsc::Receiver<String>,
     pub seen: Vec<String>,
@@ -41,7 +43,11 @@ impl Server {
         let started = Instant::now();
         let mut cmd = timbre();
         cmd.args(["serve", "--host", "127.0.0.1", "--port", "0", "--models-dir"]).arg(models_dir);
-        cmd.env("TIMBRE_LOG_FORMAT", "json").stdout(Stdio::piped()).stderr(Stdio::piped());
+        let data = tempfile::tempdir().unwrap();
+        cmd.env("TIMBRE_LOG_FORMAT", "json")
+            .env("TIMBRE_DATA_DIR", data.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -58,7 +64,7 @@ impl Server {
                 }
             });
         }
-        let mut server = Server { child, lines: rx, seen: Vec::new() };
+        let mut server = Server { _data: data, child, lines: rx, seen: Vec::new() };
         let line = server
             .wait_for(|l| l.contains("\"listening\""), Duration::from_secs(10))
             .expect("server never logged `listening`");
