@@ -22,7 +22,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::openapi::ApiDoc;
 use crate::routes::{health, models, tag_stream, tags, ws};
 use crate::state::AppState;
-use crate::{auth, error, limits, metrics};
+use crate::{auth, error, imports, limits, metrics};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -48,6 +48,10 @@ pub fn api_routes(state: &AppState) -> Router<AppState> {
         .route("/v1/ws/ping", get(ws::ping))
         .route("/v1/audio/classification", post(tags::classify))
         .route("/v1/tag/stream", get(tag_stream::tag_stream))
+        .route("/v1/imports", post(imports::create))
+        .route("/v1/imports/{id}", get(imports::get))
+        // SonoTag's URL import.
+        .route("/download_youtube", post(imports::create))
         // SonoTag's endpoints, same capability.
         .route("/classify", post(tags::classify))
         .route("/classify-local", post(tags::classify));

@@ -95,6 +95,11 @@ pub struct Config {
     pub models: Vec<ModelEntry>,
     pub hf_endpoint: String,
     pub hf_hub_offline: bool,
+    pub import_allow_private: bool,
+    pub import_allow_addrs: Vec<String>,
+    pub import_ytdlp: bool,
+    pub import_max_mb: u64,
+    pub import_timeout: f64,
 }
 
 impl Default for Config {
@@ -132,6 +137,11 @@ impl Default for Config {
             models: Vec::new(),
             hf_endpoint: timbre_engines::hub::DEFAULT_ENDPOINT.into(),
             hf_hub_offline: false,
+            import_allow_private: false,
+            import_allow_addrs: Vec::new(),
+            import_ytdlp: false,
+            import_max_mb: 200,
+            import_timeout: 120.0,
         }
     }
 }
@@ -198,10 +208,16 @@ pub const FIELDS: &[Field] = &[
     f("models", "TIMBRE_MODELS", Kind::Toml, false, "Extra models beyond the models dir: `[[models]]` tables in the file (see docs/models.md); in the environment an inline TOML array, e.g. `[{name=\"x\", source=\"hf:org/repo\", family=\"ced\", capability=\"tagging\", files=[\"m.onnx\"]}]`."),
     f("hf_endpoint", "HF_ENDPOINT", Kind::Str, false, "Hugging Face hub base URL (a mirror or a private hub)."),
     f("hf_hub_offline", "HF_HUB_OFFLINE", Kind::Bool, false, "Use only the download cache for `hf:` models; never contact the hub."),
+    f("import_allow_private", "TIMBRE_IMPORT_ALLOW_PRIVATE", Kind::Bool, false, "Let URL imports reach loopback, private, link-local and metadata addresses (off: such URLs get 403)."),
+    f("import_allow_addrs", "TIMBRE_IMPORT_ALLOW_ADDRS", Kind::List, false, "Non-public IP addresses URL imports may reach anyway (an internal media host), comma-separated."),
+    f("import_ytdlp", "TIMBRE_IMPORT_YTDLP", Kind::Bool, false, "Send page URLs (YouTube, SoundCloud, Vimeo, Bandcamp) through `yt-dlp` (must be installed; `TIMBRE_YTDLP_BIN` names another binary)."),
+    f("import_max_mb", "TIMBRE_IMPORT_MAX_MB", Kind::Int, false, "Largest URL import in MiB."),
+    f("import_timeout", "TIMBRE_IMPORT_TIMEOUT", Kind::Float, false, "Seconds a URL import may take."),
 ];
 
 /// Environment variables read outside the table (they pick the file or the runtime library).
-pub const EXTRA_ENV: &[&str] = &["TIMBRE_CONFIG", "TIMBRE_CACHE", "ORT_DYLIB_PATH"];
+pub const EXTRA_ENV: &[&str] =
+    &["TIMBRE_CONFIG", "TIMBRE_CACHE", "ORT_DYLIB_PATH", "TIMBRE_YTDLP_BIN", "TIMBRE_VERIFY_TOKEN"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -294,6 +310,9 @@ impl Config {
         }
         if self.max_upload_mb == 0 {
             return bad("max_upload_mb", "must be >= 1");
+        }
+        if let Some(addr) = self.import_allow_addrs.iter().find(|a| a.parse::<std::net::IpAddr>().is_err()) {
+            return bad("import_allow_addrs", &format!("`{addr}` is not an IP address"));
         }
         if self.max_inflight == 0 {
             return bad("max_inflight", "must be >= 1");

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod capabilities;
 pub mod config;
 pub mod error;
+pub mod imports;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;

@@ -20,6 +20,8 @@ use crate::routes;
         routes::ws::ping,
         routes::tags::classify,
         routes::tag_stream::tag_stream,
+        crate::imports::create,
+        crate::imports::get,
     ),
     components(schemas(crate::error::ErrorEnvelope, crate::error::ErrorBody)),
     modifiers(&Security),
@@ -27,6 +29,7 @@ use crate::routes;
         (name = "health", description = "Liveness, readiness, service info and metrics (public)"),
         (name = "models", description = "Installed models and their load state"),
         (name = "streams", description = "WebSocket sessions"),
+        (name = "imports", description = "Media imported by URL (SSRF-checked)"),
         (name = "tagging", description = "Sound tagging: tags, timelines, events, prompt heatmaps"),
     )
 )]

@@ -61,7 +61,7 @@ impl AudioInput {
     /// Samples of one frame at the client's rate.
     pub fn decode(&self, bytes: &[u8]) -> Result<Vec<f32>, InputError> {
         let size = self.encoding.bytes_per_sample();
-        if bytes.len() % size != 0 {
+        if !bytes.len().is_multiple_of(size) {
             return Err(InputError::Length { encoding: self.encoding, size, len: bytes.len() });
         }
         let samples = match self.encoding {

@@ -221,3 +221,42 @@ async fn live_tagging_over_websocket() {
     }
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn tags_an_earlier_url_import_by_id() {
+    let server = tagging_server(Config { import_allow_private: true, ..base_config() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    attach_store(&server, dir.path()).await;
+    let bytes = wav(&tone(3.0, 0.0, 3.0));
+    let app = axum::Router::new().route("/a.wav", axum::routing::get(move || async move { bytes.clone() }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let c = client();
+    let rec = json(
+        c.post(server.url("/v1/imports"))
+            .json(&serde_json::json!({"url": format!("http://{host}/a.wav")}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let id = rec["id"].as_str().unwrap();
+    let r = c
+        .post(server.url("/v1/audio/classification"))
+        .multipart(Form::new().text("import_id", id.to_string()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(json(r).await["detections"][0]["label"], "Sine wave");
+    let missing = Form::new().text("import_id", "0123456789abcdef0123456789abcdef");
+    let v = assert_envelope(
+        c.post(server.url("/v1/audio/classification")).multipart(missing).send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    assert_eq!(v["error"]["param"], "import_id");
+    server.stop().await.unwrap();
+}

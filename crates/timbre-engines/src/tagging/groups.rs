@@ -71,7 +71,7 @@ pub fn ancestors(index: usize, labels: &[String]) -> Vec<&'static str> {
         .filter(|(name, lo, hi)| (*lo..=*hi).contains(&index) && Some(*name) != own)
         .map(|(name, lo, hi)| (*name, hi - lo))
         .collect();
-    found.sort_by(|a, b| b.1.cmp(&a.1));
+    found.sort_by_key(|f| std::cmp::Reverse(f.1));
     found.into_iter().map(|(n, _)| n).collect()
 }
 

@@ -284,8 +284,8 @@ pub fn build_report(
     let rules = EventRules { on: opts.threshold, off: opts.threshold * 0.6, min_duration: opts.min_event };
     let mut events: Vec<Event> = Vec::new();
     let mut event_labels = Vec::new();
-    for l in 0..n {
-        let found = label_events(&labels[l], times, &column(l), opts.hop, duration, rules);
+    for (l, label) in labels.iter().enumerate() {
+        let found = label_events(label, times, &column(l), opts.hop, duration, rules);
         if !found.is_empty() {
             event_labels.push(l);
         }

@@ -52,7 +52,7 @@ fn ms(d: Duration) -> HeaderValue {
 
 /// Tags, a timeline, events and prompt heatmaps for an uploaded audio file.
 ///
-/// Multipart fields: `file` (required), `model`, `top_k` (10), `threshold` (0.3), `window` (2 s),
+/// Multipart fields: `file` (or `import_id` of a URL import), `model`, `top_k` (10), `threshold` (0.3), `window` (2 s),
 /// `hop` (1 s), `min_event` (0.5 s), `prompts` (`;`-separated).
 #[utoipa::path(post, path = "/v1/audio/classification", tag = "tagging", security(("api_key" = [])),
     request_body(content_type = "multipart/form-data", description = "`file` plus options"),
@@ -62,11 +62,21 @@ fn ms(d: Duration) -> HeaderValue {
               (status = 503, body = crate::error::ErrorEnvelope)))]
 pub async fn classify(State(state): State<AppState>, multipart: Multipart) -> Result<Response, ApiError> {
     let mut form = Form::read(multipart, "file").await?;
-    let file = form.require_file("file")?;
     let opts = options_from(&form)?;
     let (_, tagger) = engine_for::<Tagger>(&state, CAPABILITY, form.text("model"))?;
-    let hint = file.hint();
-    let samples = decode_16k(file.bytes, hint, "file").await?;
+    // The audio: an uploaded `file`, or an earlier URL import by `import_id`.
+    let (bytes, hint, param) = match (form.file.is_some(), form.text("import_id").map(str::to_string)) {
+        (false, Some(id)) => {
+            let (bytes, hint) = crate::imports::media(&state, &id).await?;
+            (bytes, hint, "import_id")
+        }
+        _ => {
+            let file = form.require_file("file")?;
+            let hint = file.hint();
+            (file.bytes, hint, "file")
+        }
+    };
+    let samples = decode_16k(bytes, hint, param).await?;
     let timed = tagger.tag(&samples, &opts).await.map_err(crate::error::engine_error)?;
     let mut response = Json::<TagReport>(timed.value).into_response();
     let headers = response.headers_mut();

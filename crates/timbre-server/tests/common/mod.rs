@@ -98,3 +98,9 @@ pub async fn assert_envelope(resp: reqwest::Response, status: u16, code: &str) -
     assert_eq!(err["code"], code, "code in {v}");
     v
 }
+
+/// Give the server a real store (SQLite + local blobs in `dir`), as `timbre serve` does.
+pub async fn attach_store(server: &TestServer, dir: &std::path::Path) {
+    let store = timbre_store::Store::open(&timbre_store::StoreSettings::new(dir)).await.unwrap();
+    server.state.store.set(Arc::new(store));
+}
