@@ -4,6 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use tokio::sync::watch;
 
 #[derive(Clone)]
@@ -62,6 +65,39 @@ pub async fn shutting_down(rx: &mut watch::Receiver<bool>) {
         }
         if rx.changed().await.is_err() {
             std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// A close frame with a code and a reason.
+pub fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+}
+
+/// The next text or binary message of a session, or `None` when the session is over: the
+/// client closed or vanished, it stayed silent for `idle` (closed here with 1000), or the
+/// server is shutting down (closed here with 1001). Every streaming protocol reads through this,
+/// so they all end the same way.
+pub async fn next_message(
+    socket: &mut WebSocket,
+    shutdown: &mut watch::Receiver<bool>,
+    idle: Duration,
+) -> Option<Message> {
+    loop {
+        tokio::select! {
+            () = shutting_down(shutdown) => {
+                let _ = socket.send(close(close_code::AWAY, "server shutting down")).await;
+                return None;
+            }
+            next = tokio::time::timeout(idle, socket.recv()) => match next {
+                Err(_) => {
+                    let _ = socket.send(close(close_code::NORMAL, "idle timeout")).await;
+                    return None;
+                }
+                Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return None,
+                Ok(Some(Ok(m @ (Message::Text(_) | Message::Binary(_))))) => return Some(m),
+                Ok(Some(Ok(_))) => {} // ping/pong: answered by the library
+            }
         }
     }
 }

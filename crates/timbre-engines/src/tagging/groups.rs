@@ -86,8 +86,7 @@ mod tests {
     use super::*;
 
     fn labels() -> Vec<String> {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/tagging/testdata/audioset_labels.txt");
-        std::fs::read_to_string(path).unwrap().lines().map(str::to_string).collect()
+        super::super::audioset_labels()
     }
 
     #[test]

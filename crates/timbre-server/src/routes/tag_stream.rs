@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use serde::Deserialize;
@@ -22,7 +22,7 @@ use timbre_engines::tagging::prompts::split_prompts;
 
 use crate::capabilities::engine_for;
 use crate::error::ApiError;
-use crate::sessions::{SessionGuard, shutting_down};
+use crate::sessions::{SessionGuard, close, next_message};
 use crate::state::AppState;
 use crate::stream_input::{AudioInput, Encoding, TARGET_RATE};
 
@@ -234,25 +234,12 @@ async fn run(
 ) {
     let mut session = Session::new();
     loop {
-        let msg = tokio::select! {
-            () = shutting_down(&mut shutdown) => {
-                let _ = socket.send(close(close_code::AWAY, "server shutting down")).await;
-                return;
-            }
-            next = tokio::time::timeout(IDLE, socket.recv()) => match next {
-                Err(_) => {
-                    let _ = socket.send(close(close_code::NORMAL, "idle timeout")).await;
-                    return;
-                }
-                Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return,
-                Ok(Some(Ok(m))) => m,
-            }
-        };
+        let Some(msg) = next_message(&mut socket, &mut shutdown, IDLE).await else { return };
         let received = Instant::now();
         let actions = match msg {
             Message::Text(t) => session.on_text(&t),
             Message::Binary(b) => session.on_binary(&b),
-            _ => continue,
+            _ => Vec::new(),
         };
         for action in actions {
             let reply = match action {
@@ -284,10 +271,6 @@ async fn run(
             }
         }
     }
-}
-
-fn close(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
 }
 
 #[cfg(test)]

@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 
 use crate::error::ApiError;
-use crate::sessions::SessionGuard;
+use crate::sessions::{SessionGuard, next_message};
 use crate::state::AppState;
 
 /// Sessions that send nothing for this long are closed (1000) to free their slot.
@@ -35,29 +35,9 @@ async fn echo(mut socket: WebSocket, _guard: SessionGuard, mut shutdown: tokio::
     if socket.send(Message::Text(hello.to_string().into())).await.is_err() {
         return;
     }
-    loop {
-        tokio::select! {
-            () = crate::sessions::shutting_down(&mut shutdown) => {
-                let _ = socket.send(close(close_code::AWAY, "server shutting down")).await;
-                return;
-            }
-            next = tokio::time::timeout(IDLE_TIMEOUT, socket.recv()) => match next {
-                Err(_) => {
-                    let _ = socket.send(close(close_code::NORMAL, "idle timeout")).await;
-                    return;
-                }
-                Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return,
-                Ok(Some(Ok(msg @ (Message::Text(_) | Message::Binary(_))))) => {
-                    if socket.send(msg).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(Some(Ok(_))) => {}
-            }
+    while let Some(msg) = next_message(&mut socket, &mut shutdown, IDLE_TIMEOUT).await {
+        if socket.send(msg).await.is_err() {
+            return;
         }
     }
-}
-
-fn close(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
 }
