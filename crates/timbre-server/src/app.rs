@@ -54,7 +54,9 @@ pub fn api_routes(state: &AppState) -> Router<AppState> {
         .route("/download_youtube", post(imports::create))
         // SonoTag's endpoints, same capability.
         .route("/classify", post(tags::classify))
-        .route("/classify-local", post(tags::classify));
+        .route("/classify-local", post(tags::classify))
+        // SonoTag's analysis endpoint: answered inline until durable jobs land.
+        .route("/analyze", post(tags::classify));
     if state.config.metrics_auth {
         r = r.route("/metrics", get(metrics::render));
     }
