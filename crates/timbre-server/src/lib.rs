@@ -11,6 +11,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod sessions;
 pub mod state;
+pub mod stream_protocol;
 pub mod telemetry;
 
 pub use app::{app, serve};

@@ -18,6 +18,7 @@ use crate::routes;
         routes::models::list,
         routes::models::get,
         routes::ws::ping,
+        routes::streams::stream,
     ),
     components(schemas(crate::error::ErrorEnvelope, crate::error::ErrorBody)),
     modifiers(&Security),

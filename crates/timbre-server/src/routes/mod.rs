@@ -1,3 +1,4 @@
 pub mod health;
 pub mod models;
+pub mod streams;
 pub mod ws;
