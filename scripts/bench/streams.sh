@@ -11,11 +11,11 @@
 # and frames lost (sent, never answered); the script reads the server's CPU time
 # (utime + stime of /proc/PID/stat) before and after and its VmRSS, and prints a markdown row:
 # CPU seconds per 1,000 answered frames, RSS, RSS growth over the idle server. A server's ramp
-# stops at the first N it does not sustain (any frame lost, or p99 over $P99_LIMIT_MS ms), so
-# the last sustained N is its capacity here.
+# is marked sustained when no frame was lost and p99 <= $P99_LIMIT_MS ms; a server's ramp stops
+# after the first N at which it loses frames (or clients cannot connect).
 #
 # Environment:
-#   CLIENTS        client counts to try, ascending (default "50 200 400 700 1000")
+#   CLIENTS        client counts to try, ascending (default "50 100 150 200 400 550 700")
 #   FPS            frames per second per client (default 30)
 #   DURATION_S     seconds per measurement (default 20)
 #   P99_LIMIT_MS   p99 round trip that still counts as sustained (default 10)
@@ -30,7 +30,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-CLIENTS=${CLIENTS:-50 200 400 700 1000}
+CLIENTS=${CLIENTS:-50 100 150 200 400 550 700}
 FPS=${FPS:-30}
 SECONDS_PER_RUN=${DURATION_S:-20}
 P99_LIMIT_MS=${P99_LIMIT_MS:-10}
@@ -57,7 +57,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-pin() { local cpus=$1; shift; if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi; }
+# Always called in a subshell (`&` or `$(...)`): exec, so $! is the program itself.
+pin() { local cpus=$1; shift; if [ -n "$cpus" ]; then exec taskset -c "$cpus" "$@"; else exec "$@"; fi; }
 
 [ -f "$ROOT/models/$MODEL/model.toml" ] || die "models/$MODEL missing: run scripts/train-stream-demo"
 [ -f "$ROOT/runtime/libonnxruntime.so" ] || die "runtime/ missing: run scripts/fetch-runtime"
@@ -141,8 +142,8 @@ url_of() {
 machine="$(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 log "machine: $machine; load average $(cut -d' ' -f1-3 /proc/loadavg); raw output in $OUT"
 echo
-echo "| server | clients | frames answered | lost | p50 (ms) | p99 (ms) | CPU s / 1,000 frames | RSS (MB) | RSS growth (MB) | sustained |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+echo "| server | clients | frames answered | lost | p50 (ms) | p99 (ms) | CPU s / 1,000 frames | RSS (MB) | RSS growth (MB) | inference p99 (ms) | sustained |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 for server in $BENCH_SERVERS; do
   [ "$server" = python ] && ensure_peer_venv
   for n in $CLIENTS; do
@@ -156,24 +157,31 @@ for server in $BENCH_SERVERS; do
       --fps "$FPS" --seconds "$SECONDS_PER_RUN" 2>"$OUT/load-$server-$n.err")
     cpu1=$(cpu_ticks "$SERVER_PID")
     rss1=$(rss_mb "$SERVER_PID")
+    infer_p99=-
+    if [ "$server" = timbre ]; then   # the engine's own inference time (summary quantile, /metrics)
+      infer_p99=$(curl -sf "http://127.0.0.1:$port/metrics" \
+        | awk '/^timbre_engine_inference_seconds\{.*quantile="0.99"/ {printf "%.3f", $2 * 1000; exit}')
+      infer_p99=${infer_p99:--}
+    fi
     echo "$result" >"$OUT/load-$server-$n.json"
     kill "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
-    row=$(python3 - "$result" "$server" "$n" "$cpu0" "$cpu1" "$CLK_TCK" "$rss0" "$rss1" "$P99_LIMIT_MS" <<'PY'
+    row=$(python3 - "$result" "$server" "$n" "$cpu0" "$cpu1" "$CLK_TCK" "$rss0" "$rss1" "$P99_LIMIT_MS" "$infer_p99" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1]); server, n = sys.argv[2], int(sys.argv[3])
 cpu = (int(sys.argv[5]) - int(sys.argv[4])) / int(sys.argv[6])
-rss0, rss1, limit = float(sys.argv[7]), float(sys.argv[8]), float(sys.argv[9])
+rss0, rss1, limit, infer = float(sys.argv[7]), float(sys.argv[8]), float(sys.argv[9]), sys.argv[10]
 answered = r["answered"]
 per_k = cpu / (answered / 1000) if answered else float("nan")
 p50, p99 = r["p50_ms"], r["p99_ms"]
 ok = r["connected"] == n and r["lost"] == 0 and r["errors"] == 0 and p99 is not None and p99 <= limit
 conn = "" if r["connected"] == n else f" ({n - r['connected']} clients could not connect)"
 print(f"| {server} | {n} | {answered} | {r['lost']}{conn} | {p50} | {p99} | {per_k:.3f} | {rss1:.1f} | "
-      f"{rss1 - rss0:+.1f} | {'yes' if ok else 'no'} |")
+      f"{rss1 - rss0:+.1f} | {infer} | {'yes' if ok else 'no'} |")
+print("STOP" if r["lost"] > 0 or r["connected"] < n else "GO")
 PY
 )
-    echo "$row"
-    case $row in *"| no |") log "$server does not sustain $n clients; stopping its ramp"; break ;; esac
+    echo "${row%$'\n'*}"
+    case $row in *STOP) log "$server loses frames at $n clients; stopping its ramp"; break ;; esac
   done
 done

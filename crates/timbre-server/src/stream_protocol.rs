@@ -10,12 +10,77 @@ use timbre_engines::stream::{HAND, Method, Smoothing};
 /// Most hands one frame may carry.
 pub const MAX_HANDS: usize = 4;
 
-/// One hand's keypoints: 21 `[x, y, z]` triples, or 63 numbers.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Points {
-    Nested(Vec<Vec<f32>>),
-    Flat(Vec<f32>),
+/// One hand's keypoints: 21 `[x, y, z]` triples, or 63 numbers, read straight into floats (an
+/// untagged enum would buffer every number first: that showed in the profile). A triple of
+/// another length or a non-number makes the count wrong or fails, and is reported then.
+struct Points {
+    values: Vec<f32>,
+    /// Some element was an array whose length was not 3, or arrays and numbers were mixed.
+    ragged: bool,
+    /// Elements seen that were numbers / arrays.
+    numbers: usize,
+    arrays: usize,
+}
+
+impl<'de> Deserialize<'de> for Points {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Outer;
+        impl<'de> serde::de::Visitor<'de> for Outer {
+            type Value = Points;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("21 [x, y, z] triples or 63 numbers")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Points, A::Error> {
+                let mut p = Points { values: Vec::with_capacity(HAND), ragged: false, numbers: 0, arrays: 0 };
+                while let Some(()) = seq.next_element_seed(Item(&mut p))? {}
+                p.ragged |= p.numbers > 0 && p.arrays > 0;
+                Ok(p)
+            }
+        }
+        d.deserialize_seq(Outer)
+    }
+}
+
+/// One element of the outer array: a number, or an array of numbers (appended in place).
+struct Item<'a>(&'a mut Points);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Item<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Item<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a number or an [x, y, z] triple")
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.0.numbers += 1;
+        self.0.values.push(v as f32);
+        Ok(())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.0.numbers += 1;
+        self.0.values.push(v as f32);
+        Ok(())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.0.numbers += 1;
+        self.0.values.push(v as f32);
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut n = 0;
+        while let Some(v) = seq.next_element::<f32>()? {
+            self.0.values.push(v);
+            n += 1;
+        }
+        self.0.arrays += 1;
+        self.0.ragged |= n != 3;
+        Ok(())
+    }
 }
 
 /// A hand in `hands`: bare keypoints, or an object with a presence score (MediaPipe's
@@ -131,15 +196,10 @@ fn invalid(code: &'static str, message: impl Into<String>) -> ProtocolError {
 const KEYPOINTS_HELP: &str = "keypoints must be 21 [x, y, z] triples (or 63 numbers), all finite";
 
 fn hand_of(points: Points, presence: Option<f32>) -> Result<Hand, ProtocolError> {
-    let keypoints: Vec<f32> = match points {
-        Points::Flat(v) => v,
-        Points::Nested(rows) => {
-            if rows.iter().any(|r| r.len() != 3) {
-                return Err(invalid("invalid_frame", KEYPOINTS_HELP));
-            }
-            rows.into_iter().flatten().collect()
-        }
-    };
+    if points.ragged {
+        return Err(invalid("invalid_frame", KEYPOINTS_HELP));
+    }
+    let keypoints = points.values;
     if keypoints.len() != HAND {
         return Err(invalid("invalid_frame", format!("{KEYPOINTS_HELP}; got {} numbers", keypoints.len())));
     }
@@ -323,6 +383,11 @@ mod tests {
             (r#"{"keypoints": 5}"#, "invalid_message", "not a valid message"),
             (&format!(r#"{{"keypoints": {short}}}"#) as &str, "invalid_frame", "got 60 numbers"),
             (r#"{"keypoints": [[1,2],[3,4]]}"#, "invalid_frame", "21 [x, y, z]"),
+            (
+                &format!(r#"{{"keypoints": [{}, 1, 2, 3]}}"#, vec!["[1,2,3]"; 20].join(",")) as &str,
+                "invalid_frame",
+                "21 [x, y, z]",
+            ),
             (&format!(r#"{{"keypoints": {}}}"#, triples("1e39")) as &str, "invalid_frame", "NaN or infinity"),
             (r#"{"t": 1}"#, "invalid_frame", "needs `keypoints` or `hands`"),
             (r#"{"type": "dance"}"#, "invalid_message", "unknown message type `dance`"),

@@ -80,6 +80,7 @@ async fn client(
     totals: Arc<Totals>,
     rtts: Arc<Mutex<Vec<f32>>>,
 ) {
+    // Round trips go straight into the shared list: nothing is lost when the reader is stopped.
     let period = Duration::from_secs_f64(1.0 / args.fps);
     // Spread the clients over one period.
     tokio::time::sleep(period.mul_f64(i as f64 / args.clients as f64)).await;
@@ -97,9 +98,8 @@ async fn client(
     let sent = Arc::new(AtomicU64::new(0));
     let answered = Arc::new(AtomicU64::new(0));
     let reader = {
-        let (totals, answered) = (Arc::clone(&totals), Arc::clone(&answered));
+        let (totals, answered, rtts) = (Arc::clone(&totals), Arc::clone(&answered), Arc::clone(&rtts));
         tokio::spawn(async move {
-            let mut mine = Vec::new();
             while let Some(Ok(msg)) = rx.next().await {
                 let Message::Text(text) = msg else { continue };
                 let Ok(reply) = serde_json::from_str::<Reply>(text.as_str()) else { continue };
@@ -113,13 +113,12 @@ async fn client(
                     _ => {
                         if let Some(t) = reply.t {
                             let now = epoch.elapsed().as_secs_f64() * 1000.0;
-                            mine.push((now - t) as f32);
+                            rtts.lock().await.push((now - t) as f32);
                             answered.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
             }
-            mine
         })
     };
     let mut tick = tokio::time::interval(period);
@@ -142,13 +141,8 @@ async fn client(
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), tx.close()).await;
     reader.abort();
-    let mine = match tokio::time::timeout(Duration::from_millis(100), reader).await {
-        Ok(Ok(v)) => v,
-        _ => Vec::new(),
-    };
     totals.sent.fetch_add(sent.load(Ordering::Relaxed), Ordering::Relaxed);
     totals.answered.fetch_add(answered.load(Ordering::Relaxed), Ordering::Relaxed);
-    rtts.lock().await.extend(mine);
 }
 
 fn percentile(sorted: &[f32], p: f64) -> Option<f32> {
@@ -181,7 +175,14 @@ fn main() -> std::process::ExitCode {
     runtime.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..args.clients {
-            tasks.spawn(client(i, Arc::clone(&args), Arc::clone(&frames), epoch, Arc::clone(&totals), Arc::clone(&rtts)));
+            tasks.spawn(client(
+                i,
+                Arc::clone(&args),
+                Arc::clone(&frames),
+                epoch,
+                Arc::clone(&totals),
+                Arc::clone(&rtts),
+            ));
         }
         while tasks.join_next().await.is_some() {}
     });

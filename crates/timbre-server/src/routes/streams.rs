@@ -26,6 +26,9 @@ use crate::state::AppState;
 use crate::stream_protocol::{self, Admit, Frame, Message as ClientMessage, ProtocolError, Throttle};
 
 pub const FAMILY: &str = "stream-classifier";
+const READ_BUFFER: usize = 8 * 1024;
+/// Four hands as JSON with long decimals stay far below this.
+const MAX_MESSAGE: usize = 64 * 1024;
 
 /// Per-session limits, from the configuration.
 #[derive(Clone, Copy, Debug)]
@@ -88,6 +91,9 @@ fn upgrade(state: &AppState, model: &str, ws: WebSocketUpgrade) -> Result<Respon
     let limits = Limits::from_config(&state.config);
     let shutdown = state.sessions.shutdown_signal();
     let name = model.to_string();
+    // Frames are ~1.5 KB: a small read buffer (tungstenite zeroes the whole buffer on every
+    // read; its 128 KiB default made memset the top of the profile) and a cap on message size.
+    let ws = ws.read_buffer_size(READ_BUFFER).max_message_size(MAX_MESSAGE).max_frame_size(MAX_MESSAGE);
     Ok(ws.on_upgrade(move |socket| async move {
         let _slot = guard;
         let (write, read) = socket.split();
