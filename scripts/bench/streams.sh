@@ -72,6 +72,10 @@ if [ -z "${TIMBRE_BIN:-}" ]; then
 fi
 LOAD_BIN=${LOAD_BIN:-$(dirname "$TIMBRE_BIN")/examples/stream_load}
 [ -x "$TIMBRE_BIN" ] || die "no timbre binary at $TIMBRE_BIN"
+# Not passed on: timbre warns about TIMBRE_* variables it does not know.
+bin=$TIMBRE_BIN
+unset TIMBRE_BIN
+TIMBRE_BIN=$bin
 [ -x "$LOAD_BIN" ] || die "no load client at $LOAD_BIN"
 
 ensure_peer_venv() {
@@ -125,7 +129,7 @@ start_server() {
   if [ "$which" = timbre ]; then   # listening comes before the model is ready
     local i
     for i in $(seq 1 200); do
-      curl -sf "http://127.0.0.1:$port/health" | grep -q '"state":"ready"' && return 0
+      curl -sf "http://127.0.0.1:$port/health" 2>/dev/null | grep -q '"state":"ready"' && return 0
       sleep 0.05
     done
     die "timbre's model never became ready (see $OUT/timbre-$port.log)"
@@ -159,8 +163,9 @@ for server in $BENCH_SERVERS; do
     rss1=$(rss_mb "$SERVER_PID")
     infer_p99=-
     if [ "$server" = timbre ]; then   # the engine's own inference time (summary quantile, /metrics)
-      infer_p99=$(curl -sf "http://127.0.0.1:$port/metrics" \
-        | awk '/^timbre_engine_inference_seconds\{.*quantile="0.99"/ {printf "%.3f", $2 * 1000; exit}')
+      curl -sf "http://127.0.0.1:$port/metrics" >"$OUT/metrics-$n.txt" || true
+      infer_p99=$(awk '/^timbre_engine_inference_seconds\{.*quantile="0.99"/ {printf "%.3f", $2 * 1000; exit}' \
+        "$OUT/metrics-$n.txt")
       infer_p99=${infer_p99:--}
     fi
     echo "$result" >"$OUT/load-$server-$n.json"
