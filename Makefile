@@ -22,6 +22,7 @@ runtime:
 
 models:
 	@scripts/fetch-models
+	@scripts/train-stream-demo
 
 # Tools the tests run against (a local S3-compatible server), built once into $(TIMBRE_CACHE)/tools.
 test-tools:

@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod onnx;
 pub mod registry;
 pub mod state;
+pub mod stream;
 pub mod tagging;
 pub mod vad;
 pub mod warmed;

@@ -6,6 +6,7 @@ use crate::ced::CedTagger;
 use crate::manifest::Manifest;
 use crate::registry::{Engine, Loader};
 use crate::state::ModelState;
+use crate::stream::StreamClassifier;
 use crate::tagging::Tagger;
 use crate::vad::SileroVad;
 use crate::warmed::WarmedOnnx;
@@ -35,6 +36,8 @@ impl Loader for FamilyLoader {
             "vad" => Ok(Arc::new(SileroVad::load(manifest, 1, progress)?)),
             "piper" | "kokoro" | "beatnet" => Ok(Arc::new(WarmedOnnx::load(manifest, threads, progress)?)),
             "whisper" => Ok(Arc::new(ct2::load_dir(&manifest.dir)?)),
+            // Worker threads, not intra-op threads: many small concurrent inferences.
+            "stream-classifier" => Ok(Arc::new(StreamClassifier::load(manifest, threads, progress)?)),
             other => Err(format!("no engine for model family `{other}` in this build")),
         }
     }

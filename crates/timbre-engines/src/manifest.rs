@@ -26,6 +26,10 @@ pub struct Manifest {
     pub source: Option<Source>,
     #[serde(default)]
     pub files: Vec<FileEntry>,
+    /// The `[stream]` table of a `stream-classifier` model, parsed by
+    /// [`crate::stream::StreamSpec::from_manifest`] (other families have none).
+    #[serde(default)]
+    pub stream: Option<toml::Table>,
     /// Directory the manifest was read from (not in the file).
     #[serde(skip)]
     pub dir: PathBuf,

@@ -20,7 +20,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::openapi::ApiDoc;
-use crate::routes::{health, models, tag_stream, tags, ws};
+use crate::routes::{health, models, streams, tag_stream, tags, ws};
 use crate::state::AppState;
 use crate::{auth, error, imports, limits, metrics};
 
@@ -56,7 +56,8 @@ pub fn api_routes(state: &AppState) -> Router<AppState> {
         .route("/classify", post(tags::classify))
         .route("/classify-local", post(tags::classify))
         // SonoTag's analysis endpoint: answered inline until durable jobs land.
-        .route("/analyze", post(tags::classify));
+        .route("/analyze", post(tags::classify))
+        .route("/v1/streams/{model}", get(streams::stream));
     if state.config.metrics_auth {
         r = r.route("/metrics", get(metrics::render));
     }
@@ -96,6 +97,37 @@ pub fn with_api(state: AppState, api: Router<AppState>) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(state)
+}
+
+/// Signify compatibility (`TIMBRE_STREAM_PORT`): the keypoint stream of `stream_model` at `/`,
+/// behind the same API keys as the main port.
+pub fn stream_app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(streams::seed_stream))
+        .layer(from_fn_with_state(state.clone(), auth::require_key))
+        .fallback(error::not_found_fallback)
+        .layer(from_fn(error::normalize_errors))
+        .with_state(state)
+}
+
+/// Signify compatibility (`HEALTH_PORT`): health, liveness and readiness on a port of their own.
+pub fn health_app(state: AppState) -> Router {
+    Router::new()
+        .route(crate::HEALTH_PATH, get(health::health))
+        .route(crate::LIVENESS_PATH, get(health::healthz))
+        .route(crate::READINESS_PATH, get(health::readyz))
+        .fallback(error::not_found_fallback)
+        .layer(from_fn(error::normalize_errors))
+        .with_state(state)
+}
+
+/// Serve an extra listener (`stream_app`, `health_app`) until the main server begins shutting
+/// down; its WebSocket sessions are counted and closed (1001) like the main port's.
+pub async fn serve_extra(listener: TcpListener, router: Router, state: AppState) -> std::io::Result<()> {
+    let mut shutdown = state.sessions.shutdown_signal();
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { crate::sessions::shutting_down(&mut shutdown).await })
+        .await
 }
 
 fn cors(state: &AppState) -> CorsLayer {

@@ -100,6 +100,13 @@ pub struct Config {
     pub import_ytdlp: bool,
     pub import_max_mb: u64,
     pub import_timeout: f64,
+    /// Seed compatibility: a Signify-style keypoint WebSocket at `/` on its own port.
+    pub stream_port: Option<u16>,
+    /// Seed compatibility: `/health` on a separate port as well.
+    pub health_port: Option<u16>,
+    pub stream_model: String,
+    pub stream_idle_timeout: f64,
+    pub stream_max_fps: f64,
 }
 
 impl Default for Config {
@@ -142,6 +149,11 @@ impl Default for Config {
             import_ytdlp: false,
             import_max_mb: 200,
             import_timeout: 120.0,
+            stream_port: None,
+            health_port: None,
+            stream_model: "signify-letters-test".into(),
+            stream_idle_timeout: 60.0,
+            stream_max_fps: 60.0,
         }
     }
 }
@@ -213,6 +225,11 @@ pub const FIELDS: &[Field] = &[
     f("import_ytdlp", "TIMBRE_IMPORT_YTDLP", Kind::Bool, false, "Send page URLs (YouTube, SoundCloud, Vimeo, Bandcamp) through `yt-dlp` (must be installed; `TIMBRE_YTDLP_BIN` names another binary)."),
     f("import_max_mb", "TIMBRE_IMPORT_MAX_MB", Kind::Int, false, "Largest URL import in MiB."),
     f("import_timeout", "TIMBRE_IMPORT_TIMEOUT", Kind::Float, false, "Seconds a URL import may take."),
+    f("stream_port", "TIMBRE_STREAM_PORT", Kind::Int, false, "Also serve the keypoint stream protocol at `/` on this port (Signify's WebSocket server), with `stream_model`; unset: no extra listener."),
+    f("health_port", "HEALTH_PORT", Kind::Int, false, "Also serve `/health`, `/healthz` and `/readyz` on this port (Signify's separate health port); unset: no extra listener."),
+    f("stream_model", "TIMBRE_STREAM_MODEL", Kind::Str, false, "The stream-classifier model the `stream_port` listener serves."),
+    f("stream_idle_timeout", "TIMBRE_STREAM_IDLE_TIMEOUT", Kind::Float, false, "Seconds a keypoint stream may stay silent before it is closed (1000, \"idle timeout\")."),
+    f("stream_max_fps", "TIMBRE_STREAM_MAX_FPS", Kind::Float, false, "Frames per second one keypoint stream may send (a second's worth may come at once); beyond it frames are dropped with a `throttled` notice. `0` disables."),
 ];
 
 /// Environment variables read outside the table (they pick the file or the runtime library).
@@ -307,6 +324,12 @@ impl Config {
             if !names.insert(entry.name.as_str()) {
                 return bad("models", &format!("two entries are named `{}`", entry.name));
             }
+        }
+        if !self.stream_idle_timeout.is_finite() || self.stream_idle_timeout <= 0.0 {
+            return bad("stream_idle_timeout", "must be > 0 seconds");
+        }
+        if !self.stream_max_fps.is_finite() || self.stream_max_fps < 0.0 {
+            return bad("stream_max_fps", "must be >= 0 (0 disables the cap)");
         }
         if self.max_upload_mb == 0 {
             return bad("max_upload_mb", "must be >= 1");

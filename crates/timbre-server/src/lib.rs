@@ -15,6 +15,7 @@ pub mod sessions;
 pub mod state;
 pub mod storage;
 pub mod stream_input;
+pub mod stream_protocol;
 pub mod telemetry;
 pub mod upload;
 

@@ -22,6 +22,7 @@ use crate::routes;
         routes::tag_stream::tag_stream,
         crate::imports::create,
         crate::imports::get,
+        routes::streams::stream,
     ),
     components(schemas(crate::error::ErrorEnvelope, crate::error::ErrorBody)),
     modifiers(&Security),

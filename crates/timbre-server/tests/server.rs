@@ -301,9 +301,18 @@ async fn metrics_and_openapi_describe_the_service() {
     assert!(text.contains("timbre_inflight_requests"), "{text}");
 
     let spec = json(c.get(server.url("/openapi.json")).send().await.unwrap()).await;
-    for path in
-        ["/", "/health", "/healthz", "/readyz", "/ping", "/metrics", "/v1/models", "/v1/models/{id}", "/v1/ws/ping"]
-    {
+    for path in [
+        "/",
+        "/health",
+        "/healthz",
+        "/readyz",
+        "/ping",
+        "/metrics",
+        "/v1/models",
+        "/v1/models/{id}",
+        "/v1/ws/ping",
+        "/v1/streams/{model}",
+    ] {
         assert!(spec["paths"].get(path).is_some(), "{path} missing from OpenAPI");
     }
     assert!(spec["components"]["schemas"].get("ErrorEnvelope").is_some());

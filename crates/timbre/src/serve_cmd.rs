@@ -71,9 +71,34 @@ async fn serve(config: timbre_server::Config) -> Result<(), String> {
     }
     tokio::spawn(state.store.clone().connect_forever(timbre_server::storage::settings(&config), Arc::clone(&registry)));
     start_models(&config, registry);
+    serve_seed_ports(&config, &state).await?;
 
     timbre_server::serve(listener, state, shutdown).await.map_err(|e| format!("server error: {e}"))?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Signify's extra listeners: the keypoint stream at `/` (`TIMBRE_STREAM_PORT`) and `/health`
+/// (`HEALTH_PORT`). Bound before the main server runs, so a port in use fails the start.
+async fn serve_seed_ports(config: &timbre_server::Config, state: &AppState) -> Result<(), String> {
+    let extra = [
+        (config.stream_port, "stream listener", timbre_server::app::stream_app(state.clone())),
+        (config.health_port, "health listener", timbre_server::app::health_app(state.clone())),
+    ];
+    for (port, what, router) in extra {
+        let Some(port) = port else { continue };
+        let addr = format!("{}:{port}", config.host);
+        let listener =
+            tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(address = %local, "{what}");
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = timbre_server::app::serve_extra(listener, router, state).await {
+                tracing::error!(error = %e, "{what} stopped");
+            }
+        });
+    }
     Ok(())
 }
 

@@ -268,6 +268,7 @@ impl ModelEntry {
             labels: self.labels.clone(),
             source,
             files: Vec::new(),
+            stream: None,
             dir: PathBuf::new(),
         }
     }

@@ -1,5 +1,6 @@
 pub mod health;
 pub mod models;
+pub mod streams;
 pub mod tag_stream;
 pub mod tags;
 pub mod ws;
