@@ -145,14 +145,15 @@ impl Envelope {
         if i < j { &self.rms[i..j] } else { &[] }
     }
 
-    /// Move an event's boundaries to where the energy steps up and down, searching only the
-    /// span the windows allow (`slack` seconds either side of each estimate). Needs a clear step
-    /// — the event's median level at least twice the quietest tenth of the search span — so
-    /// events in steady backgrounds (speech over noise, music) keep the window estimate.
-    pub fn refine(&self, event: &mut Event, slack: f32) {
-        let before = self.slice(event.start - slack, event.start + slack);
-        let after = self.slice(event.end - slack, event.end + slack);
-        let core = median(self.slice(event.start + slack, event.end - slack).to_vec());
+    /// Move an event's boundaries to where the energy steps up and down. The start is searched
+    /// inside the first window that fired (`start_span`), the end inside the last one
+    /// (`end_span`): the true boundary can be anywhere in them. Needs a clear step — the
+    /// event's median level at least twice the quietest tenth of the search spans — so events
+    /// in steady backgrounds (speech over noise, music) keep the window estimate.
+    pub fn refine(&self, event: &mut Event, start_span: (f32, f32), end_span: (f32, f32)) {
+        let before = self.slice(start_span.0, start_span.1);
+        let after = self.slice(end_span.0, end_span.1);
+        let core = median(self.slice(event.start, event.end).to_vec());
         let quiet = |span: &[f32]| {
             let mut v = span.to_vec();
             v.sort_by(f32::total_cmp);
@@ -161,17 +162,17 @@ impl Envelope {
         if core <= 0.0 {
             return;
         }
-        let floor = quiet(before).max(quiet(after));
+        let floor = quiet(before).min(quiet(after));
         if core < 2.0 * floor.max(1e-4) {
             return;
         }
         // Geometric midpoint between background and event levels.
         let level = (core * floor.max(1e-4)).sqrt();
-        let base = self.index(event.start - slack);
+        let base = self.index(start_span.0);
         if let Some(k) = before.iter().position(|&r| r >= level) {
             event.start = round3((base + k) as f32 / self.rate);
         }
-        let base = self.index(event.end - slack);
+        let base = self.index(end_span.0);
         if let Some(k) = after.iter().rposition(|&r| r >= level) {
             event.end = round3((base + k + 1) as f32 / self.rate);
         }
@@ -190,8 +191,16 @@ mod envelope_tests {
             (0..8 * sr).map(|i| if (2000..6000).contains(&i) { 0.5 * ((i as f32) * 0.3).sin() } else { 0.0 }).collect();
         let env = envelope(&x, sr as u32);
         let mut e = Event { label: "x".into(), start: 1.25, end: 6.75, peak: 0.9 };
-        env.refine(&mut e, 1.0);
+        env.refine(&mut e, (0.5, 2.5), (5.5, 7.5));
         assert!((e.start - 2.0).abs() <= 0.02 && (e.end - 6.0).abs() <= 0.02, "{e:?}");
+        // A one-window event (the estimate spans one hop) whose sound sits off-centre in the
+        // window: the whole window is searched, not a span around the estimate.
+        let x: Vec<f32> =
+            (0..8 * sr).map(|i| if (2000..3700).contains(&i) { 0.5 * ((i as f32) * 0.3).sin() } else { 0.0 }).collect();
+        let env = envelope(&x, sr as u32);
+        let mut e = Event { label: "x".into(), start: 2.5, end: 3.5, peak: 0.9 };
+        env.refine(&mut e, (2.0, 4.0), (2.0, 4.0));
+        assert!((e.start - 2.0).abs() <= 0.02 && (e.end - 3.7).abs() <= 0.02, "{e:?}");
     }
 
     #[test]
@@ -200,7 +209,7 @@ mod envelope_tests {
         let x: Vec<f32> = (0..8 * sr).map(|i| 0.3 * ((i as f32) * 0.7).sin()).collect();
         let env = envelope(&x, sr as u32);
         let mut e = Event { label: "x".into(), start: 1.5, end: 6.5, peak: 0.9 };
-        env.refine(&mut e, 1.0);
+        env.refine(&mut e, (1.0, 3.0), (5.0, 7.0));
         assert_eq!((e.start, e.end), (1.5, 6.5));
     }
 }

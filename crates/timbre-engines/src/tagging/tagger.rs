@@ -245,12 +245,20 @@ impl Tagger {
     }
 }
 
-/// A window fires when the sound fills some unknown part of it, so the true boundary lies within
-/// half a window of the estimate; snap it to the energy step there when there is one.
+/// A window fires when the sound fills some unknown part of it, so the true start lies
+/// anywhere in the first window that fired and the true end anywhere in the last; snap each to
+/// the energy step inside that window when there is one. (The estimates are window centres
+/// ∓ hop/2, so the windows' centres are recovered from them.)
 fn refine_events(events: &mut [Event], env: &Envelope, opts: &TagOptions, duration: f32) {
-    let slack = (opts.window / 2.0).max(opts.hop / 2.0);
+    let half = opts.window / 2.0;
     for e in events.iter_mut() {
-        env.refine(e, slack);
+        let first = e.start + opts.hop / 2.0;
+        let last = e.end - opts.hop / 2.0;
+        env.refine(
+            e,
+            ((first - half).max(0.0), (first + half).min(duration)),
+            ((last - half).max(0.0), (last + half).min(duration)),
+        );
         e.start = e.start.clamp(0.0, duration);
         e.end = e.end.clamp(e.start, duration);
     }
