@@ -221,8 +221,12 @@ def timeline_cli(args, long_wav: Path, short_wav: Path, env: dict) -> dict:
         full.append(timed_run(base + [str(long_wav)], env))
         short.append(timed_run(base + [str(short_wav)], env))
         both.append(timed_run(base + [str(short_wav), str(long_wav)], env))
-    return {"runs": n, "with_start_s": median(full), "short_only_s": median(short),
-            "excluding_start_s": median(both) - median(short), "all_s": {"long": full, "short": short, "both": both}}
+    # Start and model load excluded: each [short, long] run minus the [short] run just before it
+    # (adjacent in time, so a burst of load on the shared machine mostly hits both).
+    diff = [b - s for b, s in zip(both, short)]
+    return {"runs": n, "with_start_s": median(full), "with_start_min_s": min(full), "short_only_s": median(short),
+            "excluding_start_s": median(diff), "excluding_start_min_s": min(diff),
+            "all_s": {"long": full, "short": short, "both": both}}
 
 
 def free_port() -> int:
@@ -292,7 +296,8 @@ def timeline_http(port: int, wav: Path, runs: int) -> dict:
         wall.append(time.perf_counter() - t)
         if hdr:  # milliseconds
             inf.append(float(hdr) / 1000)
-    return {"runs": runs, "wall_s": median(wall), "inference_header_s": median(inf) if inf else None, "all_s": wall}
+    return {"runs": runs, "wall_s": median(wall), "wall_min_s": min(wall),
+            "inference_header_s": median(inf) if inf else None, "all_s": wall}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -452,9 +457,13 @@ def markdown(r: dict) -> str:
             L.append(f"| {what}, {t} thread{'s' if int(t) != 1 else ''}: timbre / Python onnxruntime "
                      f"{v['onnxruntime']} (median of {v['runs_each']}) | {v['timbre_ms']:.2f} ms / "
                      f"{v['python_ms']:.2f} ms = {v['ratio']:.2f}× | {'≤ 1.1×' if int(sec) == 10 else ''} |")
-    L += [f"| 3 min timeline (`timbre tag`, window 2, hop 1), process start included | {tl['with_start_s']:.2f} s | ≤ 2 s |",
-          f"| … process start and model load excluded | {tl['excluding_start_s']:.2f} s | ≤ 2 s |",
-          f"| … `POST /v1/audio/classification` on a warm server (upload + decode + tag) | {http['wall_s']:.2f} s | |",
+    n = tl["runs"]
+    L += [f"| 3 min timeline (`timbre tag`, window 2, hop 1), process start included, median (fastest) of {n} "
+          f"| {tl['with_start_s']:.2f} s ({tl['with_start_min_s']:.2f} s) | ≤ 2 s |",
+          f"| … process start and model load excluded | {tl['excluding_start_s']:.2f} s "
+          f"({tl['excluding_start_min_s']:.2f} s) | ≤ 2 s |",
+          f"| … `POST /v1/audio/classification` on a warm server (upload + decode + tag) | {http['wall_s']:.2f} s "
+          f"({http['wall_min_s']:.2f} s) | |",
           f"| live hop latency, server `latency_ms` p50 / p99 ({lv['hops']} hops) | {lv['server_p50_ms']:.1f} / "
           f"{lv['server_p99_ms']:.1f} ms | ≤ 50 ms |",
           f"| live, last frame of a hop sent → tags received, p50 / p99 | {lv['wall_p50_ms']:.1f} / "
