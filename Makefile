@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export TIMBRE_CACHE ?= $(HOME)/.cache/timbre
 
-.PHONY: run test setup runtime models test-tools build fmt fmt-check clippy test-only bench-http clean-models
+.PHONY: run test setup runtime models test-tools build fmt fmt-check clippy test-only bench-http bench-tagging clean-models
 
 run: setup
 	$(CARGO) build --release --locked -p timbre
@@ -46,6 +46,10 @@ test-only:
 
 bench-http:
 	scripts/bench/http.sh
+
+# Sound-tagging accuracy and speed (builds the clip set with scripts/testdata/sounds first).
+bench-tagging: setup
+	scripts/bench/tagging.sh
 
 clean-models:
 	rm -rf models runtime
