@@ -55,13 +55,7 @@ impl CedTagger {
         progress: &dyn Fn(ModelState),
     ) -> Result<Self, String> {
         let path = manifest.file_with_role("onnx").ok_or("manifest lists no `onnx` file")?;
-        let labels_path =
-            manifest.labels.as_ref().map(|l| manifest.dir.join(l)).ok_or("manifest names no labels file")?;
-        let labels: Vec<String> = std::fs::read_to_string(&labels_path)
-            .map_err(|e| format!("cannot read labels {}: {e}", labels_path.display()))?
-            .lines()
-            .map(str::to_string)
-            .collect();
+        let labels = manifest.read_labels()?;
         let mut pool = Vec::new();
         for _ in 0..workers.max(1) {
             let onnx = OnnxSession::open(&path, threads)?;
@@ -80,9 +74,8 @@ impl CedTagger {
             .map_err(|e| e.to_string())?;
         if warm.value.len() != tagger.labels.len() {
             return Err(format!(
-                "model gives {} scores but {} has {} labels",
+                "model gives {} scores but the labels file has {} labels",
                 warm.value.len(),
-                labels_path.display(),
                 tagger.labels.len()
             ));
         }

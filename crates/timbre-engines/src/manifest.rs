@@ -86,6 +86,13 @@ impl Manifest {
         self.dir.join(&file.path)
     }
 
+    /// The labels file's lines (blank lines dropped), in model output order.
+    pub fn read_labels(&self) -> Result<Vec<String>, String> {
+        let path = self.labels.as_ref().map(|l| self.dir.join(l)).ok_or("manifest names no labels file")?;
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read labels {}: {e}", path.display()))?;
+        Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
+    }
+
     /// The first file with this role (e.g. `onnx`), as an absolute path.
     pub fn file_with_role(&self, role: &str) -> Option<PathBuf> {
         self.files.iter().find(|f| f.role.as_deref() == Some(role)).map(|f| self.path_of(f))

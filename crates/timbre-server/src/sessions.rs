@@ -43,6 +43,16 @@ impl Sessions {
         }
     }
 
+    /// A slot, or the 503 (with Retry-After) every WebSocket endpoint answers before upgrading.
+    pub fn acquire(&self) -> Result<SessionGuard, crate::error::ApiError> {
+        self.try_acquire().ok_or_else(|| {
+            crate::error::ApiError::overloaded(
+                format!("all {} WebSocket sessions are in use (MAX_CONCURRENT_SESSIONS)", self.max),
+                Duration::from_secs(5),
+            )
+        })
+    }
+
     pub fn active(&self) -> usize {
         self.active.load(Ordering::Relaxed)
     }

@@ -152,15 +152,7 @@ impl StreamClassifier {
     pub fn load(manifest: &Manifest, workers: usize, progress: &dyn Fn(ModelState)) -> Result<Self, String> {
         let spec = Arc::new(StreamSpec::from_manifest(manifest)?);
         let path = manifest.file_with_role("onnx").ok_or("manifest lists no `onnx` file")?;
-        let labels_path =
-            manifest.labels.as_ref().map(|l| manifest.dir.join(l)).ok_or("manifest names no labels file")?;
-        let labels: Vec<String> = std::fs::read_to_string(&labels_path)
-            .map_err(|e| format!("cannot read labels {}: {e}", labels_path.display()))?
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect();
+        let labels = manifest.read_labels()?;
         let workers = match workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS),
             n => n,
@@ -188,9 +180,8 @@ impl StreamClassifier {
             .value;
         if warm.scores.len() != engine.labels.len() {
             return Err(format!(
-                "the model gives {} scores but {} has {} labels",
+                "the model gives {} scores but the labels file has {} labels",
                 warm.scores.len(),
-                labels_path.display(),
                 engine.labels.len()
             ));
         }

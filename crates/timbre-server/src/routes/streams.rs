@@ -82,12 +82,7 @@ pub fn engine_for(state: &AppState, model: &str) -> Result<Arc<StreamClassifier>
 
 fn upgrade(state: &AppState, model: &str, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
     let engine = engine_for(state, model)?;
-    let guard = state.sessions.try_acquire().ok_or_else(|| {
-        ApiError::overloaded(
-            format!("all {} WebSocket sessions are in use (MAX_CONCURRENT_SESSIONS)", state.sessions.max()),
-            Duration::from_secs(5),
-        )
-    })?;
+    let guard = state.sessions.acquire()?;
     let limits = Limits::from_config(&state.config);
     let shutdown = state.sessions.shutdown_signal();
     let name = model.to_string();

@@ -216,12 +216,7 @@ pub async fn tag_stream(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let (_, tagger) = engine_for::<Tagger>(&state, super::tags::CAPABILITY, q.model.as_deref())?;
-    let guard = state.sessions.try_acquire().ok_or_else(|| {
-        ApiError::overloaded(
-            format!("all {} WebSocket sessions are in use (MAX_CONCURRENT_SESSIONS)", state.sessions.max()),
-            Duration::from_secs(5),
-        )
-    })?;
+    let guard = state.sessions.acquire()?;
     let shutdown = state.sessions.shutdown_signal();
     Ok(ws.on_upgrade(move |socket| run(socket, tagger, guard, shutdown)))
 }

@@ -20,12 +20,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
     responses((status = 101, description = "switching to WebSocket"),
               (status = 503, description = "MAX_CONCURRENT_SESSIONS reached", body = crate::error::ErrorEnvelope)))]
 pub async fn ping(State(state): State<AppState>, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
-    let guard = state.sessions.try_acquire().ok_or_else(|| {
-        ApiError::overloaded(
-            format!("all {} WebSocket sessions are in use (MAX_CONCURRENT_SESSIONS)", state.sessions.max()),
-            Duration::from_secs(5),
-        )
-    })?;
+    let guard = state.sessions.acquire()?;
     let shutdown = state.sessions.shutdown_signal();
     Ok(ws.on_upgrade(move |socket| echo(socket, guard, shutdown)))
 }
