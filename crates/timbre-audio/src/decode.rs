@@ -99,6 +99,12 @@ impl Decoded {
         if samples.is_empty() {
             return Err(AudioError::Empty);
         }
+        // Float PCM (WAV/AIFF/CAF) can carry NaN and infinity bit patterns; one NaN poisons
+        // every model input it touches (an FFT, a mel frame, an RMS), so they become silence.
+        let mut samples = samples;
+        for s in samples.iter_mut().filter(|s| !s.is_finite()) {
+            *s = 0.0;
+        }
         let frames = samples.len() / channels;
         let channels = u16::try_from(channels).map_err(|_| AudioError::unsupported(format!("{channels} channels")))?;
         Ok(Self { sample_rate, channels, duration_s: frames as f64 / f64::from(sample_rate), samples, codec })
@@ -163,9 +169,10 @@ pub fn decode_with(bytes: &[u8], hint: Option<&str>, opts: &DecodeOptions) -> Re
 
 /// Turns a panic inside the demuxers/decoders into [`AudioError::Corrupt`].
 ///
-/// symphonia is not panic-free on hostile input: the fuzzer found an arithmetic overflow in
-/// its MS-ADPCM decoder (`codec_ms.rs`, the step size is never clamped), which panics in
-/// builds with overflow checks and wraps silently in release. A malformed upload must be a
+/// symphonia is not panic-free on hostile input: fuzzing found arithmetic overflows in its
+/// MS-ADPCM decoder (`codec_ms.rs`: the step size is never clamped) and its WAV `fmt ` parser
+/// (`chunks.rs`: channels × bytes per sample in u16), which panic in builds with overflow
+/// checks and wrap silently in release. A malformed upload must be a
 /// 422, not a crashed worker, so the whole native decode runs under `catch_unwind`; the
 /// decoder state is dropped with it. This relies on the default `panic = "unwind"`.
 fn contain_panics(f: impl FnOnce() -> Result<Decoded>) -> Result<Decoded> {

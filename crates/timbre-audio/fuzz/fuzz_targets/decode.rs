@@ -5,8 +5,16 @@
 use libfuzzer_sys::fuzz_target;
 use timbre_audio::{DecodeLimits, DecodeOptions, decode_with};
 
-const HINTS: [Option<&str>; 8] =
-    [None, Some("wav"), Some("mp3"), Some("flac"), Some("ogg"), Some("m4a"), Some("aac"), Some("audio/aiff")];
+const HINTS: [Option<&str>; 8] = [
+    None,
+    Some("wav"),
+    Some("mp3"),
+    Some("flac"),
+    Some("ogg"),
+    Some("m4a"),
+    Some("aac"),
+    Some("audio/aiff"),
+];
 
 /// `decode` contains panics raised inside symphonia (known upstream overflow bugs) and maps
 /// them to `AudioError::Corrupt`; libfuzzer's hook would abort on them before the unwind is
@@ -14,7 +22,9 @@ const HINTS: [Option<&str>; 8] =
 fn let_contained_panics_unwind() {
     let abort = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let contained = info.location().is_some_and(|l| l.file().contains("/symphonia-"));
+        let contained = info
+            .location()
+            .is_some_and(|l| l.file().contains("/symphonia-"));
         if !contained {
             abort(info);
         }
