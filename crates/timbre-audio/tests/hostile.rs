@@ -163,13 +163,7 @@ fn absurd_channel_count_is_rejected() {
     let mut file = wav_header(u16::MAX, 16_000, 32, 4 * 65_535);
     file.extend(vec![0u8; 4 * 65_535]);
     let err = decode_with(&file, Some("wav"), &native_only()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            AudioError::Corrupt { .. } | AudioError::Unsupported { .. }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, AudioError::Corrupt { .. } | AudioError::Unsupported { .. }), "{err:?}");
 }
 
 #[test]
