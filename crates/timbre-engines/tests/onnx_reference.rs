@@ -3,29 +3,16 @@
 //! Needs `scripts/fetch-runtime` and `scripts/fetch-models` (run by `make test`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-
 use timbre_engines::ced::{CedTagger, Windows};
 use timbre_engines::manifest::Manifest;
 use timbre_engines::vad::{CHUNK, SileroVad, VadState};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+
+use common::{f32_file, fixture};
 
 fn manifest(name: &str) -> Manifest {
-    let dir = std::env::var_os("TIMBRE_MODELS_DIR").map_or_else(|| root().join("models"), PathBuf::from);
-    let path = dir.join(name).join("model.toml");
-    Manifest::from_file(&path).unwrap_or_else(|e| panic!("{e}: run `make setup` (scripts/fetch-models) first"))
-}
-
-fn f32_file(name: &str) -> Vec<f32> {
-    let bytes = std::fs::read(root().join("tests/fixtures/onnx").join(name)).unwrap();
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-}
-
-fn fixture(name: &str) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(root().join("tests/fixtures/onnx").join(name)).unwrap()).unwrap()
+    common::manifest(name, "`make setup` (scripts/fetch-models)")
 }
 
 fn floats(v: &serde_json::Value) -> Vec<f32> {

@@ -4,25 +4,17 @@
 //! model that cannot load. Needs `scripts/fetch-runtime` and `scripts/train-stream-demo`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-
 use timbre_engines::manifest::Manifest;
 use timbre_engines::stream::{HAND, Layout, StreamClassifier};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
 fn manifest(name: &str) -> Manifest {
-    let dir = std::env::var_os("TIMBRE_MODELS_DIR").map_or_else(|| root().join("models"), PathBuf::from);
-    let path = dir.join(name).join("model.toml");
-    Manifest::from_file(&path).unwrap_or_else(|e| panic!("{e}: run scripts/train-stream-demo first"))
+    common::manifest(name, "scripts/train-stream-demo")
 }
 
 fn fixture_frames() -> Vec<Vec<f32>> {
-    let bytes = std::fs::read(root().join("tests/fixtures/onnx/stream_letters_input.f32")).unwrap();
-    let floats: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    floats.chunks_exact(HAND).map(<[f32]>::to_vec).collect()
+    common::f32_file("stream_letters_input.f32").chunks_exact(HAND).map(<[f32]>::to_vec).collect()
 }
 
 #[test]
@@ -30,10 +22,7 @@ fn signify_shaped_model_matches_python_onnxruntime() {
     let engine = StreamClassifier::load(&manifest("signify-letters-test"), 2, &|_| {}).unwrap();
     assert_eq!(engine.labels.len(), 26);
     assert_eq!(engine.spec.layout, Layout::Frame);
-    let fx: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("tests/fixtures/onnx/stream_letters_outputs.json")).unwrap(),
-    )
-    .unwrap();
+    let fx = common::fixture("stream_letters_outputs.json");
     let frames = fixture_frames();
     assert_eq!(frames.len(), fx["frames"].as_u64().unwrap() as usize);
     let mut worst = 0.0f32;
