@@ -6,6 +6,12 @@
 //! arrives — including the process's own events, so each event reaches local subscribers exactly
 //! once whichever process raised it. SQLite is single-process: events go straight to the channel.
 //!
+//! Notifications are sent by one [`Notifier`] task per process, batched (a JSON array per
+//! `NOTIFY`, whatever accumulated while the previous one was sent), in transactions of their
+//! own. PostgreSQL serialises the commits of all transactions that `NOTIFY` (a global lock
+//! held through the commit's WAL flush): a `NOTIFY` inside every enqueue and completion capped
+//! the queue near one job per fsync; batching keeps job commits free to group-commit.
+//!
 //! Events are hints, not the record: a subscriber that lags (or a worker in another process on a
 //! shared SQLite file) reads the job row for the truth.
 
@@ -93,6 +99,98 @@ pub fn clip(text: &str) -> String {
     format!("{}…", &text[..end])
 }
 
+/// Sends events as batched `NOTIFY`s from a task of its own (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    tx: tokio::sync::mpsc::Sender<Outgoing>,
+}
+
+#[derive(Debug)]
+enum Outgoing {
+    Event(JobEvent),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Events waiting to be sent; beyond this, events are dropped (they are hints: followers
+/// re-read the rows) rather than memory growing without bound.
+const OUTGOING: usize = 16_384;
+
+/// Payload budget per `NOTIFY` (PostgreSQL's limit is 8000 bytes).
+const NOTIFY_BYTES: usize = 7000;
+
+impl Notifier {
+    pub fn spawn(pool: PgPool) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Outgoing>(OUTGOING);
+        tokio::spawn(async move {
+            let mut batch: Vec<JobEvent> = Vec::new();
+            let mut flushes = Vec::new();
+            while let Some(first) = rx.recv().await {
+                let mut next = Some(first);
+                while let Some(msg) = next {
+                    match msg {
+                        Outgoing::Event(e) => batch.push(e),
+                        Outgoing::Flush(done) => flushes.push(done),
+                    }
+                    next = rx.try_recv().ok();
+                }
+                if !batch.is_empty() {
+                    let payloads = pack(&batch);
+                    batch.clear();
+                    let sent = sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+                        .bind(CHANNEL)
+                        .bind(&payloads)
+                        .execute(&pool)
+                        .await;
+                    if let Err(e) = sent {
+                        tracing::warn!(error = %e, "job events: NOTIFY failed; events dropped");
+                    }
+                }
+                for done in flushes.drain(..) {
+                    let _ = done.send(());
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Queues an event (dropped when the backlog is full).
+    pub fn send(&self, event: JobEvent) {
+        if self.tx.try_send(Outgoing::Event(event)).is_err() {
+            tracing::debug!("job events: backlog full, event dropped");
+        }
+    }
+
+    /// Waits until everything queued so far was sent (a worker shutting down).
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Outgoing::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// JSON arrays of events, each under [`NOTIFY_BYTES`].
+fn pack(events: &[JobEvent]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::from("[");
+    for e in events {
+        let Ok(json) = serde_json::to_string(e) else { continue };
+        if current.len() > 1 && current.len() + json.len() + 2 > NOTIFY_BYTES {
+            current.push(']');
+            out.push(std::mem::replace(&mut current, String::from("[")));
+        }
+        if current.len() > 1 {
+            current.push(',');
+        }
+        current.push_str(&json);
+    }
+    if current.len() > 1 {
+        current.push(']');
+        out.push(current);
+    }
+    out
+}
+
 /// The in-process side of the fan-out. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EventHub {
@@ -148,8 +246,8 @@ impl EventHub {
                 pause = Duration::from_millis(200);
                 loop {
                     match listener.recv().await {
-                        Ok(n) => match serde_json::from_str::<JobEvent>(n.payload()) {
-                            Ok(event) => hub.send(event),
+                        Ok(n) => match serde_json::from_str::<Vec<JobEvent>>(n.payload()) {
+                            Ok(events) => events.into_iter().for_each(|e| hub.send(e)),
                             Err(e) => tracing::debug!(error = %e, "job events: ignoring an unreadable notification"),
                         },
                         Err(e) => {
@@ -180,6 +278,24 @@ mod tests {
         let done = JobEvent::Done { job_id: "j".into(), status: JobStatus::Succeeded };
         assert_eq!(serde_json::to_value(&done).unwrap()["status"], "succeeded");
         assert_eq!(done.job_id(), "j");
+    }
+
+    #[test]
+    fn batches_stay_under_the_notify_limit_and_keep_order() {
+        let events: Vec<JobEvent> = (0..500)
+            .map(|i| JobEvent::Log { job_id: format!("{i:032}"), level: "info".into(), message: "x".repeat(i % 300) })
+            .collect();
+        let payloads = pack(&events);
+        assert!(payloads.len() > 1);
+        assert!(
+            payloads.iter().all(|p| p.len() <= NOTIFY_BYTES),
+            "{:?}",
+            payloads.iter().map(String::len).collect::<Vec<_>>()
+        );
+        let back: Vec<JobEvent> =
+            payloads.iter().flat_map(|p| serde_json::from_str::<Vec<JobEvent>>(p).unwrap()).collect();
+        assert_eq!(back, events);
+        assert!(pack(&[]).is_empty());
     }
 
     #[test]

@@ -12,16 +12,26 @@
 //!   a worker whose lease expired and whose job was claimed again can no longer record anything,
 //!   so each job ends once, with the result of the attempt that held the lease.
 //! - **Times** are the database clock's, so workers on hosts with skewed clocks agree on leases.
+//!
+//! # Durability
+//!
+//! Enqueues (and cancels) commit synchronously: a job the API answered 202 for survives a
+//! database crash. A worker's own writes — claims, heartbeats, progress, completions — go
+//! through a second pool with `synchronous_commit = off`: PostgreSQL acknowledges them before
+//! the WAL reaches disk, so they group-commit instead of paying an fsync each. A database crash
+//! can lose the last fraction of a second of them, which only ever rolls a job back to an
+//! earlier state (queued, or running with a lease that then expires): it is run again, which
+//! at-least-once delivery allows, and results are still recorded once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use timbre_store::{BlobError, BlobStore, Db};
 
-use crate::events::{CHANNEL, EventHub, JobEvent, clip};
+use crate::events::{EventHub, JobEvent, Notifier, clip};
 use crate::model::{
     CancelOutcome, Enqueued, Job, JobStatus, ListQuery, NewJob, Page, Progress, blob_prefix, new_job_id,
 };
@@ -90,6 +100,9 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Connections of the worker-side pool, per process.
+const RELAXED_POOL_SIZE: u32 = 10;
+
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
@@ -104,6 +117,10 @@ pub struct Queue {
     db: Db,
     hub: EventHub,
     settings: QueueSettings,
+    /// PostgreSQL: sends events as batched `NOTIFY`s.
+    notifier: Option<Notifier>,
+    /// PostgreSQL: the pool for worker-side writes, with `synchronous_commit = off`.
+    relaxed: Option<PgPool>,
     _listener: Option<Arc<AbortOnDrop>>,
 }
 
@@ -118,22 +135,39 @@ impl Queue {
     /// (up to 5 s) until it is in place, so events raised right after are not missed.
     pub async fn open(db: Db, settings: QueueSettings) -> Result<Self, JobsError> {
         let hub = EventHub::new();
-        let listener = match &db {
+        let (listener, notifier) = match &db {
             Db::Postgres(pool) => {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let task = hub.spawn_listener(pool.clone(), tx);
                 if tokio::time::timeout(Duration::from_secs(5), rx).await.is_err() {
                     tracing::warn!("job events: LISTEN not ready after 5 s; continuing (events may lag)");
                 }
-                Some(Arc::new(AbortOnDrop(task)))
+                (Some(Arc::new(AbortOnDrop(task))), Some(Notifier::spawn(pool.clone())))
+            }
+            Db::Sqlite(_) => (None, None),
+        };
+        let relaxed = match &db {
+            Db::Postgres(pool) => {
+                let options = (*pool.connect_options()).clone().options([("synchronous_commit", "off")]);
+                Some(
+                    PgPoolOptions::new()
+                        .max_connections(RELAXED_POOL_SIZE)
+                        .acquire_timeout(Duration::from_secs(30))
+                        .connect_lazy_with(options),
+                )
             }
             Db::Sqlite(_) => None,
         };
-        Ok(Self { db, hub, settings, _listener: listener })
+        Ok(Self { db, hub, settings, notifier, relaxed, _listener: listener })
     }
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The pool for a worker's own writes (see "Durability" above).
+    fn relaxed<'a>(&'a self, pool: &'a PgPool) -> &'a PgPool {
+        self.relaxed.as_ref().unwrap_or(pool)
     }
 
     pub fn settings(&self) -> &QueueSettings {
@@ -149,14 +183,18 @@ impl Queue {
     /// Publishes an event: straight to local subscribers on SQLite, through `NOTIFY` on
     /// PostgreSQL (the listener of every process, this one included, rebroadcasts it).
     pub async fn publish(&self, event: JobEvent) -> Result<(), JobsError> {
-        match &self.db {
-            Db::Sqlite(_) => self.hub.send(event),
-            Db::Postgres(pool) => {
-                let payload = serde_json::to_string(&event).map_err(|e| JobsError::Invalid(e.to_string()))?;
-                sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(pool).await?;
-            }
+        match &self.notifier {
+            Some(notifier) => notifier.send(event),
+            None => self.hub.send(event),
         }
         Ok(())
+    }
+
+    /// Waits until the events published so far have left this process (before it exits).
+    pub async fn flush_events(&self) {
+        if let Some(notifier) = &self.notifier {
+            notifier.flush().await;
+        }
     }
 
     /// Enqueues a job, or — when its idempotency key was used before — returns that job.
@@ -187,24 +225,15 @@ impl Queue {
                     .bind(&new.idempotency_key)
                     .fetch_optional(pool)
                     .await?;
-                let job = row.as_ref().map(sqlite_job).transpose()?;
-                if let Some(job) = &job {
-                    self.hub.send(JobEvent::Enqueued { job_id: job.id.clone(), kind: job.kind.clone() });
-                }
-                job
+                row.as_ref().map(sqlite_job).transpose()?
             }
             Db::Postgres(pool) => {
-                // The notification rides on the insert: one round trip, sent at commit.
                 let sql = concat!(
-                    "WITH t AS (SELECT ",
+                    "INSERT INTO jobs (id, kind, payload, priority, max_attempts, run_at, idempotency_key, \
+                     created_at) SELECT $1, $2, $3::jsonb, $4, $5, t.now + $6, $7, t.now FROM (SELECT ",
                     pg_now!(),
-                    " AS now), ins AS (INSERT INTO jobs (id, kind, payload, priority, max_attempts, run_at, \
-                     idempotency_key, created_at) SELECT $1, $2, $3::jsonb, $4, $5, t.now + $6, $7, t.now FROM t \
-                     ON CONFLICT (idempotency_key) DO NOTHING RETURNING *) \
-                     SELECT ",
-                    pg_cols!(),
-                    ", pg_notify('timbre_jobs', json_build_object('type', 'enqueued', 'job_id', jobs.id, \
-                     'kind', jobs.kind)::text)::text AS notified FROM ins jobs"
+                    " AS now) t ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
+                    pg_cols!()
                 );
                 let row = sqlx::query(sql)
                     .bind(&id)
@@ -220,6 +249,7 @@ impl Queue {
             }
         };
         if let Some(job) = inserted {
+            self.publish(JobEvent::Enqueued { job_id: job.id.clone(), kind: job.kind.clone() }).await?;
             return Ok(Enqueued { job, created: true });
         }
         let key = new.idempotency_key.as_deref().unwrap_or_default();
@@ -331,6 +361,7 @@ impl Queue {
                 rows.iter().map(sqlite_job).collect::<Result<Vec<_>, _>>()?
             }
             Db::Postgres(pool) => {
+                let pool = self.relaxed(pool);
                 let sql = concat!(
                     "WITH t AS (SELECT ",
                     pg_now!(),
@@ -377,6 +408,7 @@ impl Queue {
                 sqlx::query_as(sql).bind(kinds_json(ids)).bind(worker_id).bind(ms(lease)).fetch_all(pool).await?
             }
             Db::Postgres(pool) => {
+                let pool = self.relaxed(pool);
                 let sql = concat!(
                     "UPDATE jobs SET lease_until = ",
                     pg_now!(),
@@ -414,7 +446,7 @@ impl Queue {
             .bind(&progress.stage)
             .bind(progress.fraction)
             .bind(&message)
-            .execute(pool)
+            .execute(self.relaxed(pool))
             .await?
             .rows_affected(),
         };
@@ -456,7 +488,7 @@ impl Queue {
                      progress_message = CASE WHEN ?4 = 'succeeded' THEN NULL ELSE progress_message END \
                      WHERE id = ?1 AND worker_id = ?2 AND attempts = ?3 AND status = 'running'"
                 );
-                let n = sqlx::query(sql)
+                sqlx::query(sql)
                     .bind(&claim.id)
                     .bind(&claim.worker_id)
                     .bind(claim.attempt)
@@ -466,31 +498,24 @@ impl Queue {
                     .bind(delay)
                     .execute(pool)
                     .await?
-                    .rows_affected();
-                if n > 0 && done {
-                    self.hub.send(JobEvent::Done { job_id: claim.id.clone(), status });
-                }
-                n
+                    .rows_affected()
             }
             Db::Postgres(pool) => {
-                // The final status notification rides on the update (one round trip).
+                let pool = self.relaxed(pool);
                 let sql = concat!(
-                    "WITH t AS (SELECT ",
-                    pg_now!(),
-                    " AS now), u AS (UPDATE jobs SET status = $4, result = $5::jsonb, error = $6, \
-                     lease_until = NULL, \
+                    "UPDATE jobs SET status = $4, result = $5::jsonb, error = $6, lease_until = NULL, \
                      worker_id = CASE WHEN $4 = 'queued' THEN NULL ELSE jobs.worker_id END, \
                      run_at = CASE WHEN $4 = 'queued' THEN t.now + $7 ELSE jobs.run_at END, \
                      finished_at = CASE WHEN $4 = 'queued' THEN NULL ELSE t.now END, \
                      progress_stage = CASE WHEN $4 = 'succeeded' THEN 'done' ELSE jobs.progress_stage END, \
                      progress_fraction = CASE WHEN $4 = 'succeeded' THEN 1.0 ELSE jobs.progress_fraction END, \
                      progress_message = CASE WHEN $4 = 'succeeded' THEN NULL ELSE jobs.progress_message END \
-                     FROM t WHERE jobs.id = $1 AND jobs.worker_id = $2 AND jobs.attempts = $3 \
-                     AND jobs.status = 'running' RETURNING jobs.id) \
-                     SELECT count(*) AS n, count(CASE WHEN $8 THEN pg_notify('timbre_jobs', \
-                     json_build_object('type', 'done', 'job_id', u.id, 'status', $4::text)::text) END) AS notified FROM u"
+                     FROM (SELECT ",
+                    pg_now!(),
+                    " AS now) t WHERE jobs.id = $1 AND jobs.worker_id = $2 AND jobs.attempts = $3 \
+                     AND jobs.status = 'running'"
                 );
-                let (n, _): (i64, i64) = sqlx::query_as(sql)
+                sqlx::query(sql)
                     .bind(&claim.id)
                     .bind(&claim.worker_id)
                     .bind(claim.attempt)
@@ -498,12 +523,14 @@ impl Queue {
                     .bind(&result)
                     .bind(&error)
                     .bind(delay)
-                    .bind(done)
-                    .fetch_one(pool)
-                    .await?;
-                u64::try_from(n).unwrap_or(0)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
             }
         };
+        if n > 0 && done {
+            self.publish(JobEvent::Done { job_id: claim.id.clone(), status }).await?;
+        }
         if n > 0
             && let Finish::Retry { error, delay } = &finish
         {
@@ -540,6 +567,7 @@ impl Queue {
                     .await?
             }
             Db::Postgres(pool) => {
+                let pool = self.relaxed(pool);
                 let sql = concat!(
                     "WITH t AS (SELECT ",
                     pg_now!(),
@@ -685,6 +713,7 @@ impl Queue {
                 sqlx::query_as(sql).fetch_all(pool).await?
             }
             Db::Postgres(pool) => {
+                let pool = self.relaxed(pool);
                 let sql = concat!(
                     "SELECT id, attempts, max_attempts, cancel_requested FROM jobs WHERE status = 'running' \
                      AND lease_until < ",
@@ -724,6 +753,7 @@ impl Queue {
                         .rows_affected()
                 }
                 Db::Postgres(pool) => {
+                    let pool = self.relaxed(pool);
                     let sql = concat!(
                         "WITH t AS (SELECT ",
                         pg_now!(),

@@ -231,6 +231,8 @@ impl Worker {
         for task in &self.background {
             task.abort();
         }
+        // Final statuses of released or finished jobs reach other processes before this exits.
+        shared.queue.flush_events().await;
         tracing::info!(worker_id = %shared.settings.worker_id, "job worker stopped");
     }
 }
