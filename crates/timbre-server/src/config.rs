@@ -107,6 +107,13 @@ pub struct Config {
     pub stream_model: String,
     pub stream_idle_timeout: f64,
     pub stream_max_fps: f64,
+    /// Worker threads per TTS voice model (each owns a session and, for Piper, an espeak-ng).
+    pub tts_workers: usize,
+    /// Seconds of silence between synthesized sentences.
+    pub tts_sentence_silence: f32,
+    /// The voice OpenAI voice names (`alloy`, `echo`, …) and `tts-1` without a voice map to;
+    /// empty: the first voice of the default TTS model.
+    pub tts_default_voice: String,
 }
 
 impl Default for Config {
@@ -154,6 +161,9 @@ impl Default for Config {
             stream_model: "signify-letters-test".into(),
             stream_idle_timeout: 60.0,
             stream_max_fps: 60.0,
+            tts_workers: 2,
+            tts_sentence_silence: 0.2,
+            tts_default_voice: String::new(),
         }
     }
 }
@@ -230,6 +240,9 @@ pub const FIELDS: &[Field] = &[
     f("stream_model", "TIMBRE_STREAM_MODEL", Kind::Str, false, "The stream-classifier model the `stream_port` listener serves."),
     f("stream_idle_timeout", "TIMBRE_STREAM_IDLE_TIMEOUT", Kind::Float, false, "Seconds a keypoint stream may stay silent before it is closed (1000, \"idle timeout\")."),
     f("stream_max_fps", "TIMBRE_STREAM_MAX_FPS", Kind::Float, false, "Frames per second one keypoint stream may send (a second's worth may come at once); beyond it frames are dropped with a `throttled` notice. `0` disables."),
+    f("tts_workers", "TIMBRE_TTS_WORKERS", Kind::Int, false, "Worker threads per TTS voice model, each with its own ONNX session (and espeak-ng process for Piper): concurrent speech requests run in parallel up to this many."),
+    f("tts_sentence_silence", "TIMBRE_TTS_SENTENCE_SILENCE", Kind::Float, false, "Seconds of silence inserted between synthesized sentences."),
+    f("tts_default_voice", "TIMBRE_TTS_DEFAULT_VOICE", Kind::Str, false, "The voice that OpenAI voice names (`alloy`, `echo`, `fable`, `onyx`, `nova`, `shimmer`, …) and requests without a voice get; empty: the first voice of the default TTS model (the required one)."),
 ];
 
 /// Environment variables read outside the table (they pick the file or the runtime library).
