@@ -171,3 +171,20 @@ fn hibari_audio_matches_hibari_tts_without_noise() {
     let vocab = read_vocab(&manifest.dir).unwrap();
     assert_eq!(KokoroWorker::ids(&vocab, "hˈ☃"), vec![0, 50, 156, 0]);
 }
+
+/// Text in, noise off: the same sentence twice gives the same samples (phonemizer included).
+#[test]
+fn piper_text_path_is_deterministic_without_noise() {
+    let speaker = piper();
+    let voice = speaker.default_voice().to_string();
+    let opts = timbre_engines::tts::SpeechOptions {
+        noise_scale: Some(0.0),
+        noise_w: Some(0.0),
+        ..timbre_engines::tts::SpeechOptions::default()
+    };
+    let text = "Then a second one follows.";
+    let a = speaker.sentence_blocking(&voice, text, &opts).unwrap().value;
+    let b = speaker.sentence_blocking(&voice, text, &opts).unwrap().value;
+    assert_eq!(a.len(), b.len());
+    assert_eq!(a, b);
+}

@@ -23,8 +23,11 @@ use crate::routes;
         crate::imports::create,
         crate::imports::get,
         routes::streams::stream,
+        routes::speech::speech,
+        routes::speech::voices,
+        routes::tts_stream::tts_stream,
     ),
-    components(schemas(crate::error::ErrorEnvelope, crate::error::ErrorBody)),
+    components(schemas(crate::error::ErrorEnvelope, crate::error::ErrorBody, routes::speech::SpeechRequest)),
     modifiers(&Security),
     tags(
         (name = "health", description = "Liveness, readiness, service info and metrics (public)"),
@@ -32,6 +35,7 @@ use crate::routes;
         (name = "streams", description = "WebSocket sessions"),
         (name = "imports", description = "Media imported by URL (SSRF-checked)"),
         (name = "tagging", description = "Sound tagging: tags, timelines, events, prompt heatmaps"),
+        (name = "speech", description = "Text-to-speech: OpenAI's speech API, voices, text-in WebSocket streaming"),
     )
 )]
 pub struct ApiDoc;
