@@ -327,3 +327,37 @@ async fn hibari_voice_speaks_at_24k() {
     assert_eq!(v["default_voice"], VOICE);
     server.stop().await.unwrap();
 }
+
+/// The official OpenAI Python client (`client.audio.speech.create` and
+/// `with_streaming_response`), from the repo-scripted venv (scripts/reference/tts_venv.sh; pip
+/// installs it on first use).
+#[tokio::test]
+async fn the_openai_python_client_works() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let venv = std::process::Command::new(root.join("scripts/reference/tts_venv.sh")).output().unwrap();
+    assert!(venv.status.success(), "{}", String::from_utf8_lossy(&venv.stderr));
+    let python = String::from_utf8(venv.stdout).unwrap().trim().to_string();
+    let (server, _dir) = tts_server(&[PIPER], |_| {}).await;
+    let out = tempfile::tempdir().unwrap();
+    let base = server.url("/v1");
+    let script = root.join("scripts/e2e/openai_speech.py");
+    let out_path = out.path().to_path_buf();
+    let run = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python).arg(script).arg(base).arg(out_path).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(seen["mp3_content_type"], "audio/mpeg");
+    assert_eq!(seen["unknown_voice"], 404, "{seen}");
+    assert_eq!(seen["unknown_voice_param"], "voice", "{seen}");
+    let mp3 = timbre_audio::decode(&std::fs::read(out.path().join("speech.mp3")).unwrap(), Some("mp3")).unwrap();
+    assert!(mp3.duration_s > 1.0 && mp3.sample_rate == 22_050, "{} s", mp3.duration_s);
+    let wav = timbre_audio::decode(&std::fs::read(out.path().join("speech.wav")).unwrap(), Some("wav")).unwrap();
+    assert!(wav.duration_s > 0.5);
+    let pcm = std::fs::read(out.path().join("streamed.pcm")).unwrap();
+    assert!(pcm.len() as f64 / 48_000.0 > 2.0, "{} bytes of 24 kHz pcm", pcm.len());
+    assert!(seen["chunks"].as_u64().unwrap() >= 2, "{seen}");
+    server.stop().await.unwrap();
+}
