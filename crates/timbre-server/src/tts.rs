@@ -37,32 +37,54 @@ pub struct ListedVoice {
     pub default: bool,
 }
 
-/// Every voice of every installed TTS model, read from the model files (a model that failed
-/// to load still lists its voices, which then answer 503).
-pub fn catalog(state: &AppState) -> Vec<ListedVoice> {
-    let snapshot = state.snapshot();
-    let mut out = Vec::new();
-    let found = manifest::discover(&state.config.models_dir).unwrap_or_default();
-    for (_, m) in found {
+/// How long a read of the models dir's voices is reused: requests should not re-read and
+/// re-parse voice configs each time, and a model dropped in while serving still shows up soon.
+const CATALOG_TTL: Duration = Duration::from_secs(10);
+
+type CatalogCache = std::sync::Mutex<Vec<(std::path::PathBuf, std::time::Instant, Arc<Vec<VoiceInfo>>)>>;
+
+/// The voices of every TTS model in `dir` (from the files: no model is loaded).
+fn voices_in(dir: &std::path::Path) -> Arc<Vec<VoiceInfo>> {
+    static CACHE: std::sync::OnceLock<CatalogCache> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Ok(c) = cache.lock()
+        && let Some((_, _, v)) = c.iter().find(|(d, at, _)| d == dir && at.elapsed() < CATALOG_TTL)
+    {
+        return Arc::clone(v);
+    }
+    let mut voices = Vec::new();
+    for (_, m) in manifest::discover(dir).unwrap_or_default() {
         let Ok(m) = m else { continue };
         if m.capability != CAPABILITY {
             continue;
         }
-        let status = snapshot.models.get(&m.name);
-        let (st, reason) = match status {
-            Some(s) => (s.state.as_str().to_string(), s.reason.clone()),
-            None => ("absent".to_string(), None),
-        };
         match timbre_engines::tts::catalog::voices_of(&m) {
-            Ok(voices) => out.extend(voices.into_iter().map(|info| ListedVoice {
-                info,
-                state: st.clone(),
-                reason: reason.clone(),
-                default: false,
-            })),
+            Ok(v) => voices.extend(v),
             Err(e) => tracing::warn!(model = %m.name, error = %e, "cannot list the voices of a TTS model"),
         }
     }
+    let voices = Arc::new(voices);
+    if let Ok(mut c) = cache.lock() {
+        c.retain(|(d, _, _)| d != dir);
+        c.push((dir.to_path_buf(), std::time::Instant::now(), Arc::clone(&voices)));
+    }
+    voices
+}
+
+/// Every voice of every installed TTS model, with its model's state (a model that failed to
+/// load still lists its voices, which then answer 503).
+pub fn catalog(state: &AppState) -> Vec<ListedVoice> {
+    let snapshot = state.snapshot();
+    let mut out: Vec<ListedVoice> = voices_in(&state.config.models_dir)
+        .iter()
+        .map(|info| {
+            let (st, reason) = match snapshot.models.get(&info.model) {
+                Some(s) => (s.state.as_str().to_string(), s.reason.clone()),
+                None => ("absent".to_string(), None),
+            };
+            ListedVoice { info: info.clone(), state: st, reason, default: false }
+        })
+        .collect();
     let default = default_voice_name(state, &out);
     for v in &mut out {
         v.default = Some(&v.info.name) == default.as_ref();
