@@ -86,6 +86,33 @@ def hibari_peer(threads):
     return synth
 
 
+def espeak_costs(sentences):
+    """Per sentence: spawning `espeak-ng` for it vs one long-lived process reading lines (what
+    timbre does, sentinel line included). Wall milliseconds, medians."""
+    import subprocess
+
+    spawn = []
+    for s in sentences:
+        t0 = time.perf_counter()
+        subprocess.run(["espeak-ng", "-q", "--ipa", "-v", "en-us", s], capture_output=True, check=True)
+        spawn.append((time.perf_counter() - t0) * 1000)
+    p = subprocess.Popen(["espeak-ng", "-q", "--ipa", "-v", "en-us"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True, bufsize=1)
+    p.stdin.write("qxqsentinelqxq\n")
+    p.stdin.flush()
+    sentinel = p.stdout.readline()
+    pooled = []
+    for s in sentences:
+        t0 = time.perf_counter()
+        p.stdin.write(s + "\nqxqsentinelqxq\n")
+        p.stdin.flush()
+        while p.stdout.readline() != sentinel:
+            pass
+        pooled.append((time.perf_counter() - t0) * 1000)
+    p.kill()
+    return statistics.median(spawn), statistics.median(pooled)
+
+
 def rtf(pairs):
     return sum(w for w, _ in pairs) / sum(a for _, a in pairs)
 
@@ -131,6 +158,8 @@ def main():
     sentences = [l.strip() for l in open(a.sentences, encoding="utf-8") if l.strip()]
     piper_voice, hibari_voice = "en_US-joe-medium", "heart"
     results = {"threads": a.threads, "sentences": len(sentences)}
+    results["espeak_ms"] = espeak_costs(sentences)
+    log("espeak-ng per sentence: spawn %.1f ms, long-lived process %.1f ms" % results["espeak_ms"])
 
     # Warm-up both sides.
     for v in (piper_voice, hibari_voice):

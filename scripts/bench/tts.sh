@@ -15,6 +15,8 @@
 #   per wall second), timbre only, TIMBRE_TTS_WORKERS=$WORKERS.
 # - Time to first audio byte: a two-sentence request with stream_format=audio (pcm), from
 #   sending the request to the first body byte; median and p90 of 15.
+# - espeak-ng: phonemes for each sentence from one long-lived `espeak-ng -q --ipa` process
+#   (what timbre's Piper workers keep) vs spawning `espeak-ng` per sentence; median wall ms.
 # - Intelligibility: the 20 sentences synthesized by timbre (both voices), transcribed by
 #   faster-whisper 1.2.1 with models/whisper-tiny.en (int8, beam 5); word error rate after
 #   lower-casing and dropping punctuation.
@@ -83,6 +85,8 @@ for k in ("piper", "hibari"):
 for k in ("piper", "hibari"):
     m, p90 = r[f"{k}_ttfb"]
     print(f"| time to first audio byte, two sentences streamed, {k} (median / p90) | {m * 1000:.1f} / {p90 * 1000:.1f} ms | | |")
+sp, pool = r["espeak_ms"]
+print(f"| espeak-ng phonemes per sentence: long-lived process (timbre) vs a spawn per call (median) | {pool:.1f} ms | {sp:.1f} ms | {pool / sp:.2f}× |")
 for k in ("piper", "hibari"):
     w, e, n, misses = r[f"{k}_wer"]
     print(f"| WER (faster-whisper tiny.en), {k} | {w * 100:.1f}% ({e}/{n} words) | | |")
