@@ -57,14 +57,18 @@ TIMBRE_MODELS_DIR=$OUT/models TIMBRE_THREADS=$THREADS TIMBRE_TTS_WORKERS=$WORKER
   RATE_LIMIT_PER_MINUTE=0 LOG_LEVEL=warn "$TIMBRE_BIN" serve --host 127.0.0.1 --port "$PORT" >"$OUT/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
+ready() {
+  curl -sf "http://127.0.0.1:$PORT/v1/audio/voices" 2>/dev/null | python3 -c '
+import json, sys
+v = {x["name"]: x["state"] for x in json.load(sys.stdin)["data"]}
+sys.exit(0 if v.get("heart") == "ready" and v.get("en_US-joe-medium") == "ready" else 1)' 2>/dev/null
+}
 for _ in $(seq 600); do
-  if curl -sf "http://127.0.0.1:$PORT/v1/audio/voices" 2>/dev/null | grep -q '"name":"heart".*' \
-    && ! curl -sf "http://127.0.0.1:$PORT/v1/audio/voices" | grep -q '"state":"\(loading\|warming\|queued\)"'; then
-    break
-  fi
+  ready && break
+  kill -0 $SERVER 2>/dev/null || die "the server exited (see $OUT/server.log)"
   sleep 0.2
 done
-curl -sf "http://127.0.0.1:$PORT/v1/audio/voices" | grep -q '"state":"ready"' || die "voices not ready (see $OUT/server.log)"
+ready || die "voices not ready (see $OUT/server.log)"
 
 log "running (threads $THREADS, workers $WORKERS, passes $PASSES)"
 "$PY" "$ROOT/scripts/bench/tts.py" --addr "127.0.0.1:$PORT" --models "$MODELS" \
