@@ -89,8 +89,9 @@ pub fn load_piper(
     });
     let config = Arc::new(PiperConfig::load(&config_path)?);
     let mut pool = Vec::new();
+    let spin = workers <= 1;
     for _ in 0..workers.max(1) {
-        pool.push(PiperWorker::new(crate::onnx::OnnxSession::open(&onnx, threads)?, Arc::clone(&config))?);
+        pool.push(PiperWorker::new(crate::onnx::OnnxSession::open_with(&onnx, threads, spin)?, Arc::clone(&config))?);
     }
     let actor = crate::actor::Actor::spawn(&manifest.name, pool, 64)?;
     Ok(super::Speaker::piper(&manifest.name, voices, config, actor, sentence_silence))
@@ -115,10 +116,11 @@ pub fn load_kokoro(
     let vocab = Arc::new(read_vocab(dir)?);
     let oov_file = if british { "oov_gb.onnx" } else { "oov.onnx" };
     let mut pool = Vec::new();
+    let spin = workers <= 1;
     for _ in 0..workers.max(1) {
         let mut sessions = std::collections::HashMap::new();
         for (name, v) in &entries {
-            sessions.insert(name.clone(), crate::onnx::OnnxSession::open(&dir.join(&v.file), threads)?);
+            sessions.insert(name.clone(), crate::onnx::OnnxSession::open_with(&dir.join(&v.file), threads, spin)?);
         }
         pool.push(KokoroWorker::new(sessions, Oov::load(&dir.join(oov_file))?, Arc::clone(&g2p), Arc::clone(&vocab)));
     }
