@@ -10,6 +10,7 @@ pub mod registry;
 pub mod state;
 pub mod stream;
 pub mod tagging;
+pub mod tts;
 pub mod vad;
 pub mod warmed;
 pub mod whisper;

@@ -8,6 +8,7 @@ use crate::registry::{Engine, Loader};
 use crate::state::ModelState;
 use crate::stream::StreamClassifier;
 use crate::tagging::Tagger;
+use crate::tts;
 use crate::vad::SileroVad;
 use crate::warmed::WarmedOnnx;
 use crate::whisper::ct2;
@@ -17,6 +18,10 @@ use crate::whisper::ct2;
 pub struct Settings {
     /// Intra-op threads per session; 0 = one per core.
     pub threads: usize,
+    /// Worker threads (each with its own session) per TTS voice model; 0 = 1.
+    pub tts_workers: usize,
+    /// Seconds of silence between synthesized sentences.
+    pub tts_sentence_silence: f32,
 }
 
 /// Dispatches on `family`. A family with no engine in this build fails with that reason rather
@@ -34,13 +39,36 @@ impl Loader for FamilyLoader {
                 Ok(Arc::new(Tagger::new(&manifest.name, Arc::new(CedTagger::load(manifest, threads, 1, progress)?))))
             }
             "vad" => Ok(Arc::new(SileroVad::load(manifest, 1, progress)?)),
-            "piper" | "kokoro" | "beatnet" => Ok(Arc::new(WarmedOnnx::load(manifest, threads, progress)?)),
+            "piper" | "kokoro" => {
+                let s = &self.settings;
+                let speaker = if manifest.family == "piper" {
+                    tts::catalog::load_piper(manifest, threads, s.tts_workers, s.tts_sentence_silence)?
+                } else {
+                    tts::catalog::load_kokoro(manifest, threads, s.tts_workers, s.tts_sentence_silence)?
+                };
+                progress(ModelState::Warming);
+                warm_up(&speaker)?;
+                Ok(Arc::new(speaker))
+            }
+            "beatnet" => Ok(Arc::new(WarmedOnnx::load(manifest, threads, progress)?)),
             "whisper" => Ok(Arc::new(ct2::load_dir(&manifest.dir)?)),
             // Worker threads, not intra-op threads: many small concurrent inferences.
             "stream-classifier" => Ok(Arc::new(StreamClassifier::load(manifest, threads, progress)?)),
             other => Err(format!("no engine for model family `{other}` in this build")),
         }
     }
+}
+
+/// One real sentence through phonemizer, model and signal tail: `ready` means speech comes out.
+fn warm_up(speaker: &tts::Speaker) -> Result<(), String> {
+    let voice = speaker.default_voice().to_string();
+    let audio = speaker
+        .sentence_blocking(&voice, "Hello.", &tts::SpeechOptions::default())
+        .map_err(|e| format!("warm-up synthesis failed: {e}"))?;
+    if audio.value.is_empty() || audio.value.iter().any(|s| !s.is_finite()) {
+        return Err("warm-up synthesis produced no usable audio".into());
+    }
+    Ok(())
 }
 
 pub fn default_loader(settings: &Settings) -> Arc<dyn Loader> {

@@ -20,7 +20,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::openapi::ApiDoc;
-use crate::routes::{health, jobs, models, streams, tag_stream, tags, ws};
+use crate::routes::{health, jobs, models, speech, streams, tag_stream, tags, tts_stream, ws};
 use crate::state::AppState;
 use crate::{auth, error, imports, limits, metrics};
 
@@ -62,7 +62,12 @@ pub fn api_routes(state: &AppState) -> Router<AppState> {
         .route("/v1/jobs", get(jobs::list))
         .route("/v1/jobs/noop", post(jobs::noop))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
-        .route("/v1/jobs/{id}/events", get(jobs::events));
+        .route("/v1/jobs/{id}/events", get(jobs::events))
+        // Text-to-speech (OpenAI's speech API) and text-in streaming; `/ws/tts` is Hana's path.
+        .route("/v1/audio/speech", post(speech::speech))
+        .route("/v1/audio/voices", get(speech::voices))
+        .route("/v1/tts/stream", get(tts_stream::tts_stream))
+        .route("/ws/tts", get(tts_stream::tts_stream));
     if state.config.metrics_auth {
         r = r.route("/metrics", get(metrics::render));
     }

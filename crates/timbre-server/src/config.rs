@@ -119,6 +119,13 @@ pub struct Config {
     pub job_retry_base: f64,
     pub job_retry_max: f64,
     pub job_retention: f64,
+    /// Worker threads per TTS voice model (each owns a session and, for Piper, an espeak-ng).
+    pub tts_workers: usize,
+    /// Seconds of silence between synthesized sentences.
+    pub tts_sentence_silence: f32,
+    /// The voice OpenAI voice names (`alloy`, `echo`, …) and `tts-1` without a voice map to;
+    /// empty: the first voice of the default TTS model.
+    pub tts_default_voice: String,
 }
 
 impl Default for Config {
@@ -175,6 +182,9 @@ impl Default for Config {
             job_retry_base: 2.0,
             job_retry_max: 300.0,
             job_retention: 7.0 * 24.0 * 3600.0,
+            tts_workers: 2,
+            tts_sentence_silence: 0.2,
+            tts_default_voice: String::new(),
         }
     }
 }
@@ -260,6 +270,9 @@ pub const FIELDS: &[Field] = &[
     f("job_retry_base", "TIMBRE_JOB_RETRY_BASE", Kind::Float, false, "Seconds before the first retry; doubles with each attempt, with jitter (half to the full delay)."),
     f("job_retry_max", "TIMBRE_JOB_RETRY_MAX", Kind::Float, false, "Longest wait between retries, seconds."),
     f("job_retention", "TIMBRE_JOB_RETENTION", Kind::Float, false, "Seconds finished jobs (and their blobs under `jobs/<id>/`) are kept; `0` keeps them forever."),
+    f("tts_workers", "TIMBRE_TTS_WORKERS", Kind::Int, false, "Worker threads per TTS voice model, each with its own ONNX session (and espeak-ng process for Piper): concurrent speech requests run in parallel up to this many."),
+    f("tts_sentence_silence", "TIMBRE_TTS_SENTENCE_SILENCE", Kind::Float, false, "Seconds of silence inserted between synthesized sentences."),
+    f("tts_default_voice", "TIMBRE_TTS_DEFAULT_VOICE", Kind::Str, false, "The voice that OpenAI voice names (`alloy`, `echo`, `fable`, `onyx`, `nova`, `shimmer`, …) and requests without a voice get; empty: the first voice of the default TTS model (the required one)."),
 ];
 
 /// Environment variables read outside the table (they pick the file or the runtime library).

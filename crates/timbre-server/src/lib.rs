@@ -18,6 +18,8 @@ pub mod storage;
 pub mod stream_input;
 pub mod stream_protocol;
 pub mod telemetry;
+pub mod tts;
+pub mod tts_protocol;
 pub mod upload;
 
 pub use app::{app, serve};

@@ -28,8 +28,11 @@ use crate::routes;
         routes::jobs::cancel,
         routes::jobs::events,
         routes::jobs::noop,
+        routes::speech::speech,
+        routes::speech::voices,
+        routes::tts_stream::tts_stream,
     ),
-    components(schemas(crate::error::ErrorEnvelope, crate::error::ErrorBody)),
+    components(schemas(crate::error::ErrorEnvelope, crate::error::ErrorBody, routes::speech::SpeechRequest)),
     modifiers(&Security),
     tags(
         (name = "health", description = "Liveness, readiness, service info and metrics (public)"),
@@ -38,6 +41,7 @@ use crate::routes;
         (name = "imports", description = "Media imported by URL (SSRF-checked)"),
         (name = "tagging", description = "Sound tagging: tags, timelines, events, prompt heatmaps"),
         (name = "jobs", description = "Durable jobs: status, progress events (SSE), cancellation"),
+        (name = "speech", description = "Text-to-speech: OpenAI's speech API, voices, text-in WebSocket streaming"),
     )
 )]
 pub struct ApiDoc;

@@ -45,7 +45,10 @@ async fn tagging_jobs_server(dir: &Path) -> TestServer {
     std::os::unix::fs::symlink(models.join("ced-tiny"), mdir.path().join("ced-tiny")).unwrap();
     let plan = server.registry.discover(mdir.path());
     assert_eq!(plan.len(), 1, "run `make setup` first");
-    let loader = timbre_engines::loaders::default_loader(&timbre_engines::loaders::Settings { threads: 1 });
+    let loader = timbre_engines::loaders::default_loader(&timbre_engines::loaders::Settings {
+        threads: 1,
+        ..Default::default()
+    });
     Arc::clone(&server.registry).load_all(plan, loader, 1).await;
     assert_eq!(server.registry.snapshot().models["ced-tiny"].state, ModelState::Ready);
     server

@@ -36,8 +36,8 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Transcribe audio files without a server (not yet available).
     Transcribe,
-    /// Synthesize speech without a server (not yet available).
-    Speak,
+    /// Synthesize speech without a server (`timbre speak "Hello." -o hello.mp3`).
+    Speak(crate::speak_cmd::SpeakArgs),
     /// Tag sounds in audio files without a server.
     Tag(crate::tag_cmd::TagArgs),
     /// Analyze a song without a server (not yet available).

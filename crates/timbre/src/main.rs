@@ -3,6 +3,7 @@
 mod cli;
 mod models_cmd;
 mod serve_cmd;
+mod speak_cmd;
 mod tag_cmd;
 mod verify_deploy;
 mod worker_cmd;
@@ -32,7 +33,7 @@ fn main() -> ExitCode {
         Command::Worker(args) => worker_cmd::run(args),
         Command::Migrate(args) => migrate(args),
         Command::Transcribe => cli::not_yet("transcribe", "speech-to-text"),
-        Command::Speak => cli::not_yet("speak", "text-to-speech"),
+        Command::Speak(args) => speak_cmd::run(args),
         Command::Tag(args) => tag_cmd::run(args),
         Command::Analyze => cli::not_yet("analyze", "music analysis"),
         Command::Generate => cli::not_yet("generate", "audio generation"),

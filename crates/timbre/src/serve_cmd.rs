@@ -160,8 +160,11 @@ pub fn start_models(config: &timbre_server::Config, registry: Arc<Registry>) {
             None
         }
     };
-    let loader =
-        timbre_engines::loaders::default_loader(&timbre_engines::loaders::Settings { threads: config.threads });
+    let loader = timbre_engines::loaders::default_loader(&timbre_engines::loaders::Settings {
+        threads: config.threads,
+        tts_workers: config.tts_workers,
+        tts_sentence_silence: config.tts_sentence_silence,
+    });
     let parallelism = config.model_load_parallelism;
     tokio::spawn(async move {
         let mut plan = plan;

@@ -112,7 +112,7 @@ fn port_in_use_is_a_clear_error() {
 
 #[test]
 fn unfinished_commands_say_so() {
-    for cmd in ["transcribe", "speak", "analyze", "generate"] {
+    for cmd in ["transcribe", "analyze", "generate"] {
         let (code, _, err) = stdout_of(timbre().arg(cmd));
         assert_eq!(code, 2, "{cmd}");
         assert!(err.contains("not yet available"), "{cmd}: {err}");
@@ -174,4 +174,48 @@ fn an_unreachable_database_degrades_health_and_never_leaks_the_password() {
     assert!(line.contains("127.0.0.1") && !line.contains("hunter2-secret"), "{line}");
     assert_eq!(server.sigterm(), 0);
     assert!(!server.seen.join("\n").contains("hunter2-secret"));
+}
+
+/// `timbre speak` without a server: the format follows the extension, `-o -` writes WAV to
+/// stdout, an unknown voice lists the voices. Needs `make setup` (models, runtime, espeak-ng).
+#[test]
+fn speak_writes_audio_without_a_server() {
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let dir = tempfile::tempdir().unwrap();
+    let mp3 = dir.path().join("hello.mp3");
+    let (code, _, err) = stdout_of(
+        timbre()
+            .args(["speak", "Hello there. This is the command line.", "--voice", "en_US-joe-medium", "-o"])
+            .arg(&mp3)
+            .env("TIMBRE_MODELS_DIR", &models),
+    );
+    assert_eq!(code, 0, "{err}");
+    let d = timbre_audio::decode(&std::fs::read(&mp3).unwrap(), Some("mp3")).unwrap();
+    assert_eq!(d.sample_rate, 22_050);
+    assert!((1.5..6.0).contains(&d.duration_s), "{}", d.duration_s);
+
+    let out = timbre()
+        .args(["speak", "-", "--voice", "alloy", "-o", "-"])
+        .env("TIMBRE_MODELS_DIR", &models)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"Read from standard input.")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success());
+    let wav = timbre_audio::decode(&out.stdout, Some("wav")).unwrap();
+    assert!(wav.duration_s > 0.8 && wav.sample_rate == 22_050, "{} s at {}", wav.duration_s, wav.sample_rate);
+
+    let (code, _, err) = stdout_of(
+        timbre().args(["speak", "Hi.", "--voice", "nobody", "-o", "x.wav"]).env("TIMBRE_MODELS_DIR", &models),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("en_US-joe-medium"), "{err}");
+    let (code, _, err) = stdout_of(timbre().args(["speak", "Hi.", "-o", "x.aac"]).env("TIMBRE_MODELS_DIR", &models));
+    assert_eq!(code, 2);
+    assert!(err.contains("aac"), "{err}");
 }

@@ -25,12 +25,22 @@ impl OnnxSession {
     /// Build a session from a model file. `threads` = intra-op threads (0 = ONNX Runtime's
     /// default, one per core).
     pub fn open(path: &Path, threads: usize) -> Result<Self, String> {
+        Self::open_with(path, threads, true)
+    }
+
+    /// Like [`OnnxSession::open`]; `spin = false` makes idle intra-op threads sleep instead of
+    /// spinning, for engines that run several sessions side by side on the same cores (spinning
+    /// threads of one session would steal the cores the others compute on).
+    pub fn open_with(path: &Path, threads: usize, spin: bool) -> Result<Self, String> {
         let (env, _) = environment()?;
         let ctx = |e: &dyn std::fmt::Display| format!("cannot load {}: {e}", path.display());
         let mut builder = Session::builder(env).map_err(|e| ctx(&e))?;
         builder = builder.with_optimization_level(GraphOptimizationLevel::Level3).map_err(|e| ctx(&e))?;
         if threads > 0 {
             builder = builder.with_intra_threads(threads).map_err(|e| ctx(&e))?;
+        }
+        if !spin {
+            builder = builder.with_intra_op_spinning(false).map_err(|e| ctx(&e))?;
         }
         #[cfg(feature = "gpu")]
         gpu::register(&mut builder, path);

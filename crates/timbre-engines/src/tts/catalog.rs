@@ -1,0 +1,129 @@
+//! Which voices a TTS model offers, read from its files without loading it: the API lists
+//! voices (and answers 503 for a voice whose model failed) even when the model is not running.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::manifest::Manifest;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VoiceInfo {
+    /// The name clients pass as `voice`.
+    pub name: String,
+    /// The model (directory) that speaks it.
+    pub model: String,
+    pub family: String,
+    /// BCP 47 tag, e.g. `en-US`.
+    pub language: String,
+    pub sample_rate: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gender: Option<String>,
+    /// Speaker names of a multi-speaker Piper voice (pass one as `speaker`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub speakers: Vec<String>,
+}
+
+fn bcp47(code: &str) -> String {
+    code.replace('_', "-")
+}
+
+/// The voices of a `piper` or `kokoro` manifest.
+pub fn voices_of(manifest: &Manifest) -> Result<Vec<VoiceInfo>, String> {
+    match manifest.family.as_str() {
+        "piper" => {
+            let onnx = manifest.file_with_role("onnx").ok_or("manifest lists no `onnx` file")?;
+            let config_path = manifest.file_with_role("config").unwrap_or_else(|| {
+                let mut p = onnx.clone().into_os_string();
+                p.push(".json");
+                p.into()
+            });
+            let config = super::piper::PiperConfig::load(&config_path)?;
+            let name = onnx
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(|n| n.trim_end_matches(".onnx").to_string())
+                .unwrap_or_else(|| manifest.name.clone());
+            let mut speakers: Vec<(i64, String)> = config.speaker_id_map.iter().map(|(k, v)| (*v, k.clone())).collect();
+            speakers.sort();
+            Ok(vec![VoiceInfo {
+                name,
+                model: manifest.name.clone(),
+                family: manifest.family.clone(),
+                language: bcp47(config.language.as_deref().unwrap_or(&config.espeak_voice)),
+                sample_rate: config.sample_rate,
+                gender: None,
+                speakers: speakers.into_iter().map(|(_, n)| n).collect(),
+            }])
+        }
+        "kokoro" => Ok(super::kokoro::read_voices(&manifest.dir)?
+            .into_iter()
+            .map(|(name, v)| VoiceInfo {
+                name,
+                model: manifest.name.clone(),
+                family: manifest.family.clone(),
+                language: v.language,
+                sample_rate: super::kokoro::SAMPLE_RATE,
+                gender: Some(v.gender),
+                speakers: Vec::new(),
+            })
+            .collect()),
+        other => Err(format!("`{other}` is not a TTS model family")),
+    }
+}
+
+/// Load a Piper voice: `workers` threads, each with its ONNX session and espeak-ng process.
+pub fn load_piper(
+    manifest: &Manifest,
+    threads: usize,
+    workers: usize,
+    sentence_silence: f32,
+) -> Result<super::Speaker, String> {
+    use super::piper::{PiperConfig, PiperWorker};
+    let voices = voices_of(manifest)?;
+    let onnx = manifest.file_with_role("onnx").ok_or("manifest lists no `onnx` file")?;
+    let config_path = manifest.file_with_role("config").unwrap_or_else(|| {
+        let mut p = onnx.clone().into_os_string();
+        p.push(".json");
+        p.into()
+    });
+    let config = Arc::new(PiperConfig::load(&config_path)?);
+    let mut pool = Vec::new();
+    let spin = workers <= 1;
+    for _ in 0..workers.max(1) {
+        pool.push(PiperWorker::new(crate::onnx::OnnxSession::open_with(&onnx, threads, spin)?, Arc::clone(&config))?);
+    }
+    let actor = crate::actor::Actor::spawn(&manifest.name, pool, 64)?;
+    Ok(super::Speaker::piper(&manifest.name, voices, config, actor, sentence_silence))
+}
+
+/// Load a hibari (Kokoro) model directory: every voice whose file is present, the G2P data once
+/// (shared by the workers), the OOV network per worker.
+pub fn load_kokoro(
+    manifest: &Manifest,
+    threads: usize,
+    workers: usize,
+    sentence_silence: f32,
+) -> Result<super::Speaker, String> {
+    use super::kokoro::{KokoroWorker, Oov, g2p::G2p, read_vocab, read_voices};
+    let dir = &manifest.dir;
+    let entries = read_voices(dir)?;
+    if entries.is_empty() {
+        return Err(format!("no voice listed in {}/voices.json has its model file", dir.display()));
+    }
+    let british = entries.first().is_some_and(|(_, v)| v.british);
+    let g2p = Arc::new(G2p::load(dir, british)?);
+    let vocab = Arc::new(read_vocab(dir)?);
+    let oov_file = if british { "oov_gb.onnx" } else { "oov.onnx" };
+    let mut pool = Vec::new();
+    let spin = workers <= 1;
+    for _ in 0..workers.max(1) {
+        let mut sessions = std::collections::HashMap::new();
+        for (name, v) in &entries {
+            sessions.insert(name.clone(), crate::onnx::OnnxSession::open_with(&dir.join(&v.file), threads, spin)?);
+        }
+        pool.push(KokoroWorker::new(sessions, Oov::load(&dir.join(oov_file))?, Arc::clone(&g2p), Arc::clone(&vocab)));
+    }
+    let actor = crate::actor::Actor::spawn(&manifest.name, pool, 64)?;
+    Ok(super::Speaker::kokoro(&manifest.name, voices_of(manifest)?, actor, sentence_silence))
+}
