@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export TIMBRE_CACHE ?= $(HOME)/.cache/timbre
 
-.PHONY: run test setup runtime models test-tools build fmt fmt-check clippy test-only bench-http bench-tagging clean-models
+.PHONY: run test setup runtime models test-tools build fmt fmt-check clippy test-only bench-http bench-tagging bench-jobs clean-models
 
 run: setup
 	$(CARGO) build --release --locked -p timbre
@@ -50,6 +50,10 @@ bench-http:
 # Sound-tagging accuracy and speed (builds the clip set with scripts/testdata/sounds first).
 bench-tagging: setup
 	scripts/bench/tagging.sh
+
+# Job queue throughput on SQLite and PostgreSQL against RQ on Redis.
+bench-jobs:
+	scripts/bench/jobs.sh
 
 clean-models:
 	rm -rf models runtime

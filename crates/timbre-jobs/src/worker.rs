@@ -325,6 +325,25 @@ async fn run_job(shared: &Shared, job: Job) {
         }
     }
     let started = std::time::Instant::now();
+    let running_gauge = metrics::gauge!("timbre_jobs_running", "kind" => job.kind.clone());
+    running_gauge.increment(1.0);
+    let outcome = attempt(shared, &job, &claim, token, span).await;
+    running_gauge.decrement(1.0);
+    let label = record(shared, &job, &claim, outcome, reason.get().copied(), started).await;
+    metrics::counter!("timbre_jobs_attempts_total", "kind" => job.kind.clone(), "outcome" => label).increment(1);
+    metrics::histogram!("timbre_job_duration_seconds", "kind" => job.kind.clone())
+        .record(started.elapsed().as_secs_f64());
+}
+
+/// Runs the handler (with its progress reporter) until it returns, or is dropped after a cancel.
+/// `None`: dropped.
+async fn attempt(
+    shared: &Shared,
+    job: &Job,
+    claim: &Claim,
+    token: CancellationToken,
+    span: tracing::Span,
+) -> Option<Result<serde_json::Value, JobError>> {
     let (progress_tx, progress_rx) = watch::channel(None);
     let (log_tx, log_rx) = mpsc::channel(64);
     let reporter = tokio::spawn(report_loop(
@@ -372,20 +391,31 @@ async fn run_job(shared: &Shared, job: Job) {
     // The reporter flushes the last progress before the final status is written.
     let _ = reporter.await;
     shared.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&job.id);
-    let stop = reason.get().copied();
+    outcome
+}
+
+/// Records how the attempt ended; returns the outcome's metric label.
+async fn record(
+    shared: &Shared,
+    job: &Job,
+    claim: &Claim,
+    outcome: Option<Result<serde_json::Value, JobError>>,
+    stop: Option<StopReason>,
+    started: std::time::Instant,
+) -> &'static str {
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let finish = match (outcome, stop) {
         (_, Some(StopReason::LeaseLost)) => {
             tracing::warn!(elapsed_ms, "lease lost: another attempt owns this job; discarding this one");
-            return;
+            return "lease_lost";
         }
         (Some(Ok(result)), _) => Finish::Succeeded(result),
         (Some(Err(JobError::Cancelled)) | None, Some(StopReason::Shutdown)) => {
-            match shared.queue.release(&claim).await {
+            match shared.queue.release(claim).await {
                 Ok(_) => tracing::info!(elapsed_ms, "released to the queue (worker shutting down)"),
                 Err(e) => tracing::error!(error = %e, "could not release the job; its lease will expire"),
             }
-            return;
+            return "released";
         }
         (Some(Err(JobError::Cancelled)) | None, _) => Finish::Cancelled("cancelled while running".into()),
         (Some(Err(JobError::Permanent(e))), _) => Finish::Failed(e),
@@ -408,13 +438,14 @@ async fn run_job(shared: &Shared, job: Job) {
         Finish::Retry { .. } => "retrying",
         Finish::Cancelled(_) => "cancelled",
     };
-    match shared.queue.finish(&claim, finish).await {
+    match shared.queue.finish(claim, finish).await {
         Ok(true) => tracing::info!(elapsed_ms, outcome = label, "job attempt finished"),
         Ok(false) => tracing::warn!(elapsed_ms, outcome = label, "job was taken over (lease lost); outcome discarded"),
         Err(e) => {
             tracing::error!(error = %e, outcome = label, "could not record the job outcome; its lease will expire")
         }
     }
+    label
 }
 
 /// Writes the latest progress (at most every `interval`) and forwards log lines, until the

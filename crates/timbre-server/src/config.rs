@@ -662,6 +662,32 @@ mod tests {
     }
 
     #[test]
+    fn job_settings_are_typed_and_checked() {
+        let load = |pairs: &[(&str, &str)]| Config::load(&Sources { env: env(pairs), ..Default::default() });
+        let c = load(&[
+            ("TIMBRE_WORKERS", "0"),
+            ("TIMBRE_JOB_KINDS", "noop, analyze_audio"),
+            ("TIMBRE_JOB_LEASE", "5"),
+            ("TIMBRE_JOB_HEARTBEAT", "1"),
+        ])
+        .unwrap()
+        .config;
+        assert_eq!((c.workers, c.job_lease), (0, 5.0));
+        assert_eq!(c.job_kinds, ["noop", "analyze_audio"]);
+        for (pairs, key) in [
+            (&[("TIMBRE_JOB_LEASE", "5"), ("TIMBRE_JOB_HEARTBEAT", "5")][..], "job_heartbeat"),
+            (&[("TIMBRE_JOB_LEASE", "0")][..], "job_lease"),
+            (&[("TIMBRE_JOB_MAX_ATTEMPTS", "0")][..], "job_max_attempts"),
+            (&[("TIMBRE_JOB_RETRY_BASE", "10"), ("TIMBRE_JOB_RETRY_MAX", "5")][..], "job_retry_max"),
+            (&[("TIMBRE_JOB_RETENTION", "-1")][..], "job_retention"),
+            (&[("TIMBRE_JOB_POLL_INTERVAL", "NaN")][..], "job_poll_interval"),
+        ] {
+            let err = load(pairs).unwrap_err().to_string();
+            assert!(err.contains(key), "{pairs:?}: {err}");
+        }
+    }
+
+    #[test]
     fn table_matches_struct() {
         let value = serde_json::to_value(Config::default()).unwrap();
         let mut struct_keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();

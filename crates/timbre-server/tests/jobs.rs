@@ -134,6 +134,14 @@ async fn noop_jobs_run_and_idempotency_keys_dedupe() {
     let flaky = json(post_noop(&c, &server, json!({"fail_attempts": 2}), None).await).await;
     let job = wait_done(&c, &server, flaky["job_id"].as_str().unwrap(), Duration::from_secs(10)).await;
     assert_eq!((job["status"].as_str(), job["attempts"].as_i64()), (Some("succeeded"), Some(3)), "{job}");
+    let metrics = c.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for needle in [
+        r#"timbre_jobs_attempts_total{kind="noop",outcome="retrying"}"#,
+        r#"timbre_jobs_attempts_total{kind="noop",outcome="succeeded"}"#,
+        r#"timbre_job_duration_seconds_bucket{kind="noop""#,
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from /metrics");
+    }
 
     // Bad requests.
     let r = post_noop(&c, &server, json!({}), Some("has space")).await;

@@ -203,3 +203,66 @@ fn worker_refuses_unknown_kinds_and_zero_concurrency() {
     assert_eq!(code, 2);
     assert!(err.contains("concurrency"), "{err}");
 }
+
+/// The scale-out shape on one SQLite file: `timbre serve --workers 0` only enqueues, a
+/// `timbre worker` process (same data dir) runs the job, and the API sees it finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_only_replica_enqueues_and_a_worker_process_runs_the_job() {
+    let data = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap().to_owned();
+    let (server, addr, _) = tokio::task::spawn_blocking({
+        let models = models.path().to_owned();
+        let data_dir = data_dir.clone();
+        move || {
+            let mut cmd_env = vec![("TIMBRE_DATA_DIR", data_dir.as_str())];
+            cmd_env.push(("TIMBRE_JOB_POLL_INTERVAL", "0.2"));
+            common::Server::start_with_args(&cmd_env, &models, &["--workers", "0"])
+        }
+    })
+    .await
+    .unwrap();
+    let _server = server;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    let url = |p: &str| format!("http://{addr}{p}");
+    let mut created = None;
+    for _ in 0..100 {
+        // Storage connects in the background: 503 until then.
+        let r = client.post(url("/v1/jobs/noop")).json(&json!({"steps": 2, "sleep_ms": 100})).send().await.unwrap();
+        if r.status() == 202 {
+            created = Some(r.json::<serde_json::Value>().await.unwrap());
+            break;
+        }
+        assert_eq!(r.status(), 503);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = created.expect("the API accepted the job")["job_id"].as_str().unwrap().to_owned();
+    let job_url = url(&format!("/v1/jobs/{id}"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let job: serde_json::Value = client.get(&job_url).send().await.unwrap().json().await.unwrap();
+    assert_eq!((job["status"].as_str(), job["attempts"].as_i64()), (Some("queued"), Some(0)), "no workers: {job}");
+
+    let mut cmd = common::timbre();
+    cmd.args(["worker", "--concurrency", "1", "--models-dir"])
+        .arg(models.path())
+        .env("TIMBRE_DATA_DIR", &data_dir)
+        .env("TIMBRE_JOB_POLL_INTERVAL", "0.2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    #[allow(clippy::zombie_processes)] // killed and waited for below
+    let mut worker = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        let job: serde_json::Value = client.get(&job_url).send().await.unwrap().json().await.unwrap();
+        if job["status"] == "succeeded" {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "{job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(job["attempts"], 1);
+    assert!(job["worker_id"].as_str().unwrap().contains(&worker.id().to_string()), "the worker process ran it: {job}");
+}

@@ -40,9 +40,14 @@ pub struct Server {
 
 impl Server {
     pub fn start(envs: &[(&str, &str)], models_dir: &Path) -> (Self, String, Duration) {
+        Self::start_with_args(envs, models_dir, &[])
+    }
+
+    /// [`Server::start`] with extra `serve` arguments (e.g. `--workers 0`).
+    pub fn start_with_args(envs: &[(&str, &str)], models_dir: &Path, args: &[&str]) -> (Self, String, Duration) {
         let started = Instant::now();
         let mut cmd = timbre();
-        cmd.args(["serve", "--host", "127.0.0.1", "--port", "0", "--models-dir"]).arg(models_dir);
+        cmd.args(["serve", "--host", "127.0.0.1", "--port", "0", "--models-dir"]).arg(models_dir).args(args);
         let data = tempfile::tempdir().unwrap();
         cmd.env("TIMBRE_LOG_FORMAT", "json")
             .env("TIMBRE_DATA_DIR", data.path())
