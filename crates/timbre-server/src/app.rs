@@ -20,7 +20,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::openapi::ApiDoc;
-use crate::routes::{health, models, streams, tag_stream, tags, ws};
+use crate::routes::{health, models, streams, stt_stream, tag_stream, tags, transcriptions, ws};
 use crate::state::AppState;
 use crate::{auth, error, imports, limits, metrics};
 
@@ -57,7 +57,14 @@ pub fn api_routes(state: &AppState) -> Router<AppState> {
         .route("/classify-local", post(tags::classify))
         // SonoTag's analysis endpoint: answered inline until durable jobs land.
         .route("/analyze", post(tags::classify))
-        .route("/v1/streams/{model}", get(streams::stream));
+        .route("/v1/streams/{model}", get(streams::stream))
+        // Speech-to-text: OpenAI's transcription routes and the live protocols.
+        .route("/v1/audio/transcriptions", post(transcriptions::transcriptions))
+        .route("/v1/audio/translations", post(transcriptions::translations))
+        .route("/v1/stt/stream", get(stt_stream::stt_stream))
+        .route("/v1/realtime", get(stt_stream::realtime))
+        // Hana's live-transcription socket.
+        .route("/ws/echo", get(stt_stream::stt_stream));
     if state.config.metrics_auth {
         r = r.route("/metrics", get(metrics::render));
     }

@@ -16,6 +16,7 @@ pub mod state;
 pub mod storage;
 pub mod stream_input;
 pub mod stream_protocol;
+pub mod stt;
 pub mod telemetry;
 pub mod upload;
 

@@ -23,6 +23,10 @@ use crate::routes;
         crate::imports::create,
         crate::imports::get,
         routes::streams::stream,
+        routes::transcriptions::transcriptions,
+        routes::transcriptions::translations,
+        routes::stt_stream::stt_stream,
+        routes::stt_stream::realtime,
     ),
     components(schemas(crate::error::ErrorEnvelope, crate::error::ErrorBody)),
     modifiers(&Security),
@@ -32,6 +36,7 @@ use crate::routes;
         (name = "streams", description = "WebSocket sessions"),
         (name = "imports", description = "Media imported by URL (SSRF-checked)"),
         (name = "tagging", description = "Sound tagging: tags, timelines, events, prompt heatmaps"),
+        (name = "speech-to-text", description = "Transcription and translation (OpenAI-compatible), live over WebSocket"),
     )
 )]
 pub struct ApiDoc;

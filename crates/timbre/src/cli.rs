@@ -34,8 +34,8 @@ pub enum Command {
     Worker,
     /// Apply database migrations (SQLite in the data dir, or DATABASE_URL) and exit.
     Migrate(ServeArgs),
-    /// Transcribe audio files without a server (not yet available).
-    Transcribe,
+    /// Transcribe audio files without a server.
+    Transcribe(crate::transcribe_cmd::TranscribeArgs),
     /// Synthesize speech without a server (not yet available).
     Speak,
     /// Tag sounds in audio files without a server.

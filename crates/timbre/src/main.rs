@@ -4,6 +4,7 @@ mod cli;
 mod models_cmd;
 mod serve_cmd;
 mod tag_cmd;
+mod transcribe_cmd;
 mod verify_deploy;
 
 use std::process::ExitCode;
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
         Command::VerifyDeploy(args) => verify_deploy::run(args),
         Command::Worker => cli::not_yet("worker", "durable jobs and workers"),
         Command::Migrate(args) => migrate(args),
-        Command::Transcribe => cli::not_yet("transcribe", "speech-to-text"),
+        Command::Transcribe(args) => transcribe_cmd::run(args),
         Command::Speak => cli::not_yet("speak", "text-to-speech"),
         Command::Tag(args) => tag_cmd::run(args),
         Command::Analyze => cli::not_yet("analyze", "music analysis"),

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod ct2;
+pub mod format;
 pub mod transcriber;
 
 pub use transcriber::Transcriber;

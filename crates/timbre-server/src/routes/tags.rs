@@ -46,7 +46,8 @@ pub async fn decode_16k(bytes: bytes::Bytes, hint: Option<String>, param: &'stat
     decoded.map_err(|e| crate::error::audio_error(e, param))
 }
 
-fn ms(d: Duration) -> HeaderValue {
+/// A duration as a timing header value (milliseconds, 3 decimals).
+pub fn ms(d: Duration) -> HeaderValue {
     HeaderValue::from_str(&format!("{:.3}", d.as_secs_f64() * 1000.0)).unwrap_or(HeaderValue::from_static("0"))
 }
 
