@@ -654,3 +654,29 @@ print(json.dumps(out))
     assert_eq!(v["translation_error"], "UnprocessableEntityError", "422 for an English-only model");
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn without_a_speech_model_everything_says_why_and_the_routes_are_documented() {
+    let server = start(base_config()).await;
+    server.registry.finish_first_pass();
+    let c = client();
+    let r = c.post(url(&server)).multipart(file_form(speech("Hello."), "a.wav")).send().await.unwrap();
+    assert!(r.headers().contains_key("retry-after"));
+    let v = assert_envelope(r, 503, "model_unavailable").await;
+    assert!(v["error"]["message"].as_str().unwrap().contains("no stt model is installed"), "{v}");
+    for path in ["/v1/stt/stream", "/ws/echo", "/v1/realtime?intent=transcription"] {
+        match tokio_tungstenite::connect_async(server.ws_url(path)).await.unwrap_err() {
+            tokio_tungstenite::tungstenite::Error::Http(resp) => assert_eq!(resp.status().as_u16(), 503, "{path}"),
+            other => panic!("{path}: expected 503, got {other:?}"),
+        }
+    }
+    match tokio_tungstenite::connect_async(server.ws_url("/v1/realtime?intent=conversation")).await.unwrap_err() {
+        tokio_tungstenite::tungstenite::Error::Http(resp) => assert_eq!(resp.status().as_u16(), 422),
+        other => panic!("expected 422, got {other:?}"),
+    }
+    let spec = json(c.get(server.url("/openapi.json")).send().await.unwrap()).await;
+    for path in ["/v1/audio/transcriptions", "/v1/audio/translations", "/v1/stt/stream", "/v1/realtime"] {
+        assert!(spec["paths"].get(path).is_some(), "{path} missing from OpenAPI");
+    }
+    server.stop().await.unwrap();
+}
