@@ -129,3 +129,24 @@ fn stream(engine: Arc<Transcriber>, samples: Vec<f32>, options: TranscribeOption
     });
     Sse::new(events).keep_alive(KeepAlive::default()).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use timbre_engines::actor::EngineError;
+    use timbre_engines::whisper::api::TranscribeError;
+
+    use super::*;
+
+    #[test]
+    fn engine_failures_map_to_http() {
+        let busy = transcribe_error(TranscribeError::Engine(EngineError::Overloaded { engine: "w".into(), depth: 8 }));
+        assert_eq!((busy.status.as_u16(), busy.code), (503, "overloaded"));
+        assert_eq!(busy.retry_after, Some(Duration::from_secs(1)));
+        let stopped = transcribe_error(TranscribeError::Engine(EngineError::Stopped { engine: "w".into() }));
+        assert_eq!((stopped.status.as_u16(), stopped.code), (503, "model_unavailable"));
+        let bad = transcribe_error(TranscribeError::InvalidOption { param: "language", message: "no".into() });
+        assert_eq!((bad.status.as_u16(), bad.param.as_deref()), (422, Some("language")));
+    }
+}
