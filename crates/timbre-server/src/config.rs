@@ -107,6 +107,7 @@ pub struct Config {
     pub stream_model: String,
     pub stream_idle_timeout: f64,
     pub stream_max_fps: f64,
+    pub stt_workers: usize,
 }
 
 impl Default for Config {
@@ -154,6 +155,7 @@ impl Default for Config {
             stream_model: "signify-letters-test".into(),
             stream_idle_timeout: 60.0,
             stream_max_fps: 60.0,
+            stt_workers: 0,
         }
     }
 }
@@ -230,6 +232,7 @@ pub const FIELDS: &[Field] = &[
     f("stream_model", "TIMBRE_STREAM_MODEL", Kind::Str, false, "The stream-classifier model the `stream_port` listener serves."),
     f("stream_idle_timeout", "TIMBRE_STREAM_IDLE_TIMEOUT", Kind::Float, false, "Seconds a keypoint stream may stay silent before it is closed (1000, \"idle timeout\")."),
     f("stream_max_fps", "TIMBRE_STREAM_MAX_FPS", Kind::Float, false, "Frames per second one keypoint stream may send (a second's worth may come at once); beyond it frames are dropped with a `throttled` notice. `0` disables."),
+    f("stt_workers", "TIMBRE_STT_WORKERS", Kind::Int, false, "Whisper decoding workers sharing one copy of the weights (transcriptions decoded at once; more wait in a bounded queue); `0` means one per core."),
 ];
 
 /// Environment variables read outside the table (they pick the file or the runtime library).

@@ -25,7 +25,10 @@ async fn tagging_server(config: Config) -> TestServer {
     std::os::unix::fs::symlink(models.join("ced-tiny"), dir.path().join("ced-tiny")).unwrap();
     let plan = server.registry.discover(dir.path());
     assert_eq!(plan.len(), 1, "run `make setup` first");
-    let loader = timbre_engines::loaders::default_loader(&timbre_engines::loaders::Settings { threads: 1 });
+    let loader = timbre_engines::loaders::default_loader(&timbre_engines::loaders::Settings {
+        threads: 1,
+        ..Default::default()
+    });
     Arc::clone(&server.registry).load_all(plan, loader, 1).await;
     let snap = server.registry.snapshot();
     assert_eq!(snap.models["ced-tiny"].state, ModelState::Ready, "{:?}", snap.models["ced-tiny"].reason);

@@ -124,8 +124,10 @@ fn start_models(config: &timbre_server::Config, registry: Arc<Registry>) {
             None
         }
     };
-    let loader =
-        timbre_engines::loaders::default_loader(&timbre_engines::loaders::Settings { threads: config.threads });
+    let loader = timbre_engines::loaders::default_loader(&timbre_engines::loaders::Settings {
+        threads: config.threads,
+        stt_workers: config.stt_workers,
+    });
     let parallelism = config.model_load_parallelism;
     tokio::spawn(async move {
         let mut plan = plan;
