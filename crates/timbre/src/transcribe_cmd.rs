@@ -111,12 +111,11 @@ fn options(args: &TranscribeArgs) -> Result<TranscribeOptions, String> {
     })
 }
 
-/// The engine the server would build for this manifest (same loader, same threads).
-// `..Default::default()`: the engine's settings grow (decoding workers) without this caring.
-#[allow(clippy::needless_update)]
+/// The engine the server would build for this manifest (same loader, same threads). One
+/// decoding worker: files are transcribed one after another.
 fn load(manifest: &Manifest, threads: usize) -> Result<std::sync::Arc<Transcriber>, String> {
     let loader =
-        timbre_engines::loaders::default_loader(&timbre_engines::loaders::Settings { threads, ..Default::default() });
+        timbre_engines::loaders::default_loader(&timbre_engines::loaders::Settings { threads, stt_workers: 1 });
     let engine = loader.load(manifest, &|_| {})?;
     engine.downcast::<Transcriber>().map_err(|_| "this build has no Whisper transcriber for it".to_string())
 }

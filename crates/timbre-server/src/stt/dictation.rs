@@ -112,6 +112,8 @@ pub struct Dictation {
     jobs: BTreeMap<u64, JobKind>,
     next_job: u64,
     next_utterance: u64,
+    /// The last utterance whose final (or failure) went out: later partials of it are stale.
+    last_final: Option<u64>,
 }
 
 /// `t` with every time moved by `offset` seconds.
@@ -139,6 +141,7 @@ impl Dictation {
             jobs: BTreeMap::new(),
             next_job: 0,
             next_utterance: 0,
+            last_final: None,
         }
     }
 
@@ -281,7 +284,8 @@ impl Dictation {
         }
     }
 
-    fn final_event(&self, utterance: Utterance, result: Result<Transcript, JobError>) -> Event {
+    fn final_event(&mut self, utterance: Utterance, result: Result<Transcript, JobError>) -> Event {
+        self.last_final = Some(utterance.id);
         match result {
             Ok(t) => {
                 let transcript = shifted(t, utterance.padded_start);
@@ -317,15 +321,18 @@ impl Dictation {
         match self.jobs.remove(&job) {
             None => {}
             Some(JobKind::Partial { utterance }) => {
-                let Some(c) = self.current.as_mut().filter(|c| c.id == utterance) else { return out };
-                c.partials_in_flight = c.partials_in_flight.saturating_sub(1);
                 // A failed partial is not worth a message: the final will be tried anyway.
-                if let Ok(t) = result {
-                    let text = t.text.trim().to_string();
+                let text = result.map(|t| t.text.trim().to_string()).unwrap_or_default();
+                if let Some(c) = self.current.as_mut().filter(|c| c.id == utterance) {
+                    c.partials_in_flight = c.partials_in_flight.saturating_sub(1);
                     if !text.is_empty() && text != c.partial_text {
                         c.partial_text.clone_from(&text);
                         out.push(Event::Partial { utterance, text });
                     }
+                } else if !text.is_empty() && self.last_final.is_none_or(|f| f < utterance) {
+                    // The speaker stopped while this decode ran (a slow machine), but the final
+                    // is not out yet: the partial still comes first, and shows progress.
+                    out.push(Event::Partial { utterance, text });
                 }
             }
             Some(JobKind::Speculative { utterance }) => {
@@ -362,7 +369,12 @@ impl Dictation {
     /// Forget audio not yet committed.
     pub fn clear(&mut self) {
         self.buffer.clear();
-        self.current = None;
+        if let Some(c) = self.current.take() {
+            // Its partials and speculation report nothing now.
+            self.jobs.retain(|_, kind| {
+                !matches!(kind, JobKind::Partial { utterance } | JobKind::Speculative { utterance } if *utterance == c.id)
+            });
+        }
         if let Some(d) = self.detector.as_mut() {
             d.clear();
         }
@@ -434,6 +446,29 @@ mod tests {
         let next = feed(&mut d, &[0.9]);
         assert_eq!(jobs(&next).len(), 1, "the next partial as soon as the last returned");
         assert!(d.on_result(jobs(&next)[0].id, Ok(decoded("hello"))).is_empty(), "same text is not resent");
+    }
+
+    #[test]
+    fn a_partial_that_returns_after_the_end_of_speech_still_precedes_the_final() {
+        let mut d = Dictation::new(config(Some(turns(64)), Some(64)));
+        let events = feed(&mut d, &[0.9, 0.9, 0.9]);
+        let partial = jobs(&events)[0].clone();
+        let events = feed(&mut d, &[0.1, 0.1]);
+        let last = jobs(&events).last().map(|j| j.id).unwrap();
+        assert!(matches!(
+            events.iter().rev().find(|e| !matches!(e, Event::Transcribe(_))),
+            Some(Event::Stopped { .. })
+        ));
+        assert_eq!(
+            d.on_result(partial.id, Ok(decoded("so far"))),
+            vec![Event::Partial { utterance: 0, text: "so far".into() }]
+        );
+        assert!(matches!(d.on_result(last, Ok(decoded("all of it")))[0], Event::Final { .. }));
+        // After the final, nothing about utterance 0 is news.
+        let mut d2 = Dictation::new(config(Some(turns(64)), Some(64)));
+        let p = jobs(&feed(&mut d2, &[0.9, 0.9, 0.9]))[0].clone();
+        d2.clear();
+        assert!(d2.on_result(p.id, Ok(decoded("gone"))).is_empty(), "cleared audio reports nothing");
     }
 
     #[test]
