@@ -48,7 +48,7 @@ fn transcribes_files_in_every_format_without_a_server() {
         stdout_of(&mut c)
     };
 
-    let (code, out, err) = run(&["--beam-size", "1", wav.to_str().unwrap()]);
+    let (code, out, err) = run(&["--beam-size", "5", "--language", "en", wav.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(heard(&out) && out.ends_with('\n') && out.lines().count() == 1, "{out}");
 
