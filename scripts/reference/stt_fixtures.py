@@ -4,8 +4,9 @@ Usage: scripts/reference/stt_fixtures.sh  (builds the test set and the venv, the
 
 Runs PyPI faster-whisper on the clips of target/testdata/speech with the same CTranslate2
 directory timbre loads (models/whisper-tiny.en), compute_type float32, greedy decoding
-(beam_size 1, temperature 0 only), without VAD; once plain and once with word timestamps; and
-the long clip with vad_filter=True. Also records tokenizer ids for a few strings (Hugging Face
+(beam_size 1, temperature 0 only), without VAD; once plain and once with word timestamps; the
+quick clips with faster-whisper's default beam search (beam 5, temperature fallback); and the
+long clip with vad_filter=True. Also records tokenizer ids for a few strings (Hugging Face
 `tokenizers`) and faster-whisper's suppressed-token list. Writes
 tests/fixtures/whisper/reference.json (rounded, small).
 """
@@ -72,6 +73,10 @@ def main() -> None:
         entry["greedy"] = segments_json(list(segs), words=False)
         segs, _ = model.transcribe(path, vad_filter=False, word_timestamps=True, **greedy)
         entry["words"] = segments_json(list(segs), words=True)
+        if clip["quick"]:
+            # faster-whisper's defaults (beam 5, temperature fallback) without VAD.
+            segs, _ = model.transcribe(path, vad_filter=False, language="en", beam_size=5)
+            entry["beam5"] = segments_json(list(segs), words=False)
         if clip["long"]:
             segs, _ = model.transcribe(path, vad_filter=True, **greedy)
             entry["vad"] = segments_json(list(segs), words=False)

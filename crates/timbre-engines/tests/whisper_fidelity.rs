@@ -161,6 +161,35 @@ fn greedy_transcripts_match_faster_whisper() {
 }
 
 #[test]
+fn beam_search_with_fallback_matches_faster_whisper() {
+    // faster-whisper's defaults: beam 5, temperatures 0.0…1.0 on fallback, best_of 5.
+    let reference = reference();
+    // Four clips in `make test` (beam search is five hypotheses per step: slow in debug builds).
+    let take = if std::env::var_os("TIMBRE_STT_FULL").is_some() { usize::MAX } else { 4 };
+    let quick: Vec<Value> =
+        reference["clips"].as_array().unwrap().iter().filter(|c| c["beam5"].is_array()).take(take).cloned().collect();
+    let mut equal = 0;
+    for clip in &quick {
+        let id = clip["id"].as_str().unwrap();
+        let opts = TranscribeOptions { language: Some("en".into()), vad_filter: false, ..Default::default() };
+        let got = run(id, opts);
+        let want = joined(&clip["beam5"]);
+        if got.text == want {
+            equal += 1;
+            for (g, w) in got.segments.iter().zip(clip["beam5"].as_array().unwrap()) {
+                assert!((g.start - w["start"].as_f64().unwrap()).abs() < 0.011, "{id}: {g:?} vs {w}");
+                assert!((f64::from(g.avg_logprob) - w["avg_logprob"].as_f64().unwrap()).abs() < 0.05, "{id}");
+            }
+        } else {
+            eprintln!("{id}: beam timbre {:?}\n{id}: beam faster-whisper {want:?}", got.text);
+        }
+    }
+    eprintln!("beam 5: {equal}/{} transcripts equal", quick.len());
+    assert!(quick.len() >= 4);
+    assert!(equal + 1 >= quick.len(), "{equal} of {} beam transcripts equal faster-whisper's", quick.len());
+}
+
+#[test]
 fn word_timestamps_match_faster_whisper() {
     let reference = reference();
     let (mut close, mut total) = (0, 0);
