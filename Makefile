@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export TIMBRE_CACHE ?= $(HOME)/.cache/timbre
 
-.PHONY: run test setup runtime models test-tools testdata build fmt fmt-check clippy test-only bench-http bench-tagging bench-stt clean-models
+.PHONY: run test setup runtime models test-tools testdata build fmt fmt-check clippy test-only bench-http bench-tagging bench-stt bench-stt-serve clean-models
 
 run: setup
 	$(CARGO) build --release --locked -p timbre
@@ -58,6 +58,10 @@ bench-tagging: setup
 # Whisper speed against faster-whisper int8/float32 (builds the speech test set first).
 bench-stt: setup
 	scripts/bench/stt.sh
+
+# Speech-to-text serving: HTTP one-at-a-time vs 4 concurrent, live-streaming latency.
+bench-stt-serve: setup
+	scripts/bench/stt_serve.sh
 
 clean-models:
 	rm -rf models runtime
