@@ -7,13 +7,13 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export TIMBRE_CACHE ?= $(HOME)/.cache/timbre
 
-.PHONY: run test setup runtime models test-tools build fmt fmt-check clippy test-only bench-http bench-tagging bench-jobs clean-models
+.PHONY: run test setup runtime models test-tools testdata build fmt fmt-check clippy test-only bench-http bench-tagging bench-jobs bench-stt bench-stt-serve clean-models
 
 run: setup
 	$(CARGO) build --release --locked -p timbre
 	$(CARGO) run --release --locked -q -p timbre -- serve
 
-test: setup test-tools fmt-check clippy test-only
+test: setup test-tools testdata fmt-check clippy test-only
 
 setup: runtime models
 
@@ -23,6 +23,10 @@ runtime:
 models:
 	@scripts/fetch-models
 	@scripts/train-stream-demo
+
+# The speech test set the Whisper fidelity tests read (target/testdata/speech; idempotent).
+testdata:
+	@scripts/testdata/speech
 
 # Tools the tests run against (a local S3-compatible server), built once into $(TIMBRE_CACHE)/tools.
 test-tools:
@@ -54,6 +58,13 @@ bench-tagging: setup
 # Job queue throughput on SQLite and PostgreSQL against RQ on Redis.
 bench-jobs:
 	scripts/bench/jobs.sh
+# Whisper speed against faster-whisper int8/float32 (builds the speech test set first).
+bench-stt: setup
+	scripts/bench/stt.sh
+
+# Speech-to-text serving: HTTP one-at-a-time vs 4 concurrent, live-streaming latency.
+bench-stt-serve: setup
+	scripts/bench/stt_serve.sh
 
 clean-models:
 	rm -rf models runtime

@@ -11,7 +11,7 @@ use crate::tagging::Tagger;
 use crate::tts;
 use crate::vad::SileroVad;
 use crate::warmed::WarmedOnnx;
-use crate::whisper::ct2;
+use crate::whisper::Transcriber;
 
 /// Engine settings taken from the process configuration.
 #[derive(Clone, Debug, Default)]
@@ -22,6 +22,26 @@ pub struct Settings {
     pub tts_workers: usize,
     /// Seconds of silence between synthesized sentences.
     pub tts_sentence_silence: f32,
+    /// Whisper decoding workers sharing one copy of the weights; 0 = one per core.
+    pub stt_workers: usize,
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Silero VAD for Whisper's `vad_filter`, from the `silero-vad` directory beside the Whisper
+/// model. Without it long inputs are decoded whole (still correct, slower on silence).
+fn sibling_vad(manifest: &Manifest) -> Option<Arc<SileroVad>> {
+    let path = manifest.dir.parent()?.join("silero-vad").join("model.toml");
+    let vad_manifest = Manifest::from_file(&path).ok()?;
+    match SileroVad::load(&vad_manifest, 1, &|_| {}) {
+        Ok(vad) => Some(Arc::new(vad)),
+        Err(e) => {
+            tracing::warn!(model = %manifest.name, "no VAD for vad_filter ({e}); long inputs are decoded whole");
+            None
+        }
+    }
 }
 
 /// Dispatches on `family`. A family with no engine in this build fails with that reason rather
@@ -51,7 +71,11 @@ impl Loader for FamilyLoader {
                 Ok(Arc::new(speaker))
             }
             "beatnet" => Ok(Arc::new(WarmedOnnx::load(manifest, threads, progress)?)),
-            "whisper" => Ok(Arc::new(ct2::load_dir(&manifest.dir)?)),
+            "whisper" => {
+                let workers = if self.settings.stt_workers == 0 { cores() } else { self.settings.stt_workers };
+                let threads = if threads == 0 { cores() } else { threads };
+                Ok(Arc::new(Transcriber::load(manifest, workers, threads, sibling_vad(manifest), progress)?))
+            }
             // Worker threads, not intra-op threads: many small concurrent inferences.
             "stream-classifier" => Ok(Arc::new(StreamClassifier::load(manifest, threads, progress)?)),
             other => Err(format!("no engine for model family `{other}` in this build")),

@@ -20,7 +20,9 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::openapi::ApiDoc;
-use crate::routes::{health, jobs, models, speech, streams, tag_stream, tags, tts_stream, ws};
+use crate::routes::{
+    health, jobs, models, speech, streams, stt_stream, tag_stream, tags, transcriptions, tts_stream, ws,
+};
 use crate::state::AppState;
 use crate::{auth, error, imports, limits, metrics};
 
@@ -67,7 +69,14 @@ pub fn api_routes(state: &AppState) -> Router<AppState> {
         .route("/v1/audio/speech", post(speech::speech))
         .route("/v1/audio/voices", get(speech::voices))
         .route("/v1/tts/stream", get(tts_stream::tts_stream))
-        .route("/ws/tts", get(tts_stream::tts_stream));
+        .route("/ws/tts", get(tts_stream::tts_stream))
+        // Speech-to-text: OpenAI's transcription routes and the live protocols.
+        .route("/v1/audio/transcriptions", post(transcriptions::transcriptions))
+        .route("/v1/audio/translations", post(transcriptions::translations))
+        .route("/v1/stt/stream", get(stt_stream::stt_stream))
+        .route("/v1/realtime", get(stt_stream::realtime))
+        // Hana's live-transcription socket.
+        .route("/ws/echo", get(stt_stream::stt_stream));
     if state.config.metrics_auth {
         r = r.route("/metrics", get(metrics::render));
     }

@@ -126,6 +126,7 @@ pub struct Config {
     /// The voice OpenAI voice names (`alloy`, `echo`, …) and `tts-1` without a voice map to;
     /// empty: the first voice of the default TTS model.
     pub tts_default_voice: String,
+    pub stt_workers: usize,
 }
 
 impl Default for Config {
@@ -185,6 +186,7 @@ impl Default for Config {
             tts_workers: 2,
             tts_sentence_silence: 0.2,
             tts_default_voice: String::new(),
+            stt_workers: 0,
         }
     }
 }
@@ -273,6 +275,7 @@ pub const FIELDS: &[Field] = &[
     f("tts_workers", "TIMBRE_TTS_WORKERS", Kind::Int, false, "Worker threads per TTS voice model, each with its own ONNX session (and espeak-ng process for Piper): concurrent speech requests run in parallel up to this many."),
     f("tts_sentence_silence", "TIMBRE_TTS_SENTENCE_SILENCE", Kind::Float, false, "Seconds of silence inserted between synthesized sentences."),
     f("tts_default_voice", "TIMBRE_TTS_DEFAULT_VOICE", Kind::Str, false, "The voice that OpenAI voice names (`alloy`, `echo`, `fable`, `onyx`, `nova`, `shimmer`, …) and requests without a voice get; empty: the first voice of the default TTS model (the required one)."),
+    f("stt_workers", "TIMBRE_STT_WORKERS", Kind::Int, false, "Whisper decoding workers sharing one copy of the weights (transcriptions decoded at once; more wait in a bounded queue); `0` means one per core."),
 ];
 
 /// Environment variables read outside the table (they pick the file or the runtime library).

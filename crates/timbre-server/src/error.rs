@@ -195,6 +195,15 @@ pub fn jobs_error(e: timbre_jobs::JobsError) -> ApiError {
     }
 }
 
+/// A transcription refused for an option (422 naming it) or failed in the engine.
+pub fn transcribe_error(e: timbre_engines::whisper::api::TranscribeError) -> ApiError {
+    use timbre_engines::whisper::api::TranscribeError as T;
+    match e {
+        T::InvalidOption { param, message } => ApiError::invalid_field(param, message),
+        T::Engine(e) => engine_error(e),
+    }
+}
+
 /// Fallback for unknown routes.
 pub async fn not_found_fallback(request: Request) -> ApiError {
     ApiError::not_found(format!("no route for {} {}", request.method(), request.uri().path()))

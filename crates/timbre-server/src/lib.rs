@@ -17,6 +17,7 @@ pub mod state;
 pub mod storage;
 pub mod stream_input;
 pub mod stream_protocol;
+pub mod stt;
 pub mod telemetry;
 pub mod tts;
 pub mod tts_protocol;

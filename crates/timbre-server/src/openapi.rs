@@ -31,6 +31,10 @@ use crate::routes;
         routes::speech::speech,
         routes::speech::voices,
         routes::tts_stream::tts_stream,
+        routes::transcriptions::transcriptions,
+        routes::transcriptions::translations,
+        routes::stt_stream::stt_stream,
+        routes::stt_stream::realtime,
     ),
     components(schemas(crate::error::ErrorEnvelope, crate::error::ErrorBody, routes::speech::SpeechRequest)),
     modifiers(&Security),
@@ -42,6 +46,7 @@ use crate::routes;
         (name = "tagging", description = "Sound tagging: tags, timelines, events, prompt heatmaps"),
         (name = "jobs", description = "Durable jobs: status, progress events (SSE), cancellation"),
         (name = "speech", description = "Text-to-speech: OpenAI's speech API, voices, text-in WebSocket streaming"),
+        (name = "speech-to-text", description = "Transcription and translation (OpenAI-compatible), live over WebSocket"),
     )
 )]
 pub struct ApiDoc;

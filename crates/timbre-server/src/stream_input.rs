@@ -11,6 +11,8 @@ pub enum Encoding {
     Pcm16,
     F32,
     Mulaw,
+    /// G.711 A-law (8-bit), what European telephony and OpenAI's `g711_alaw` send.
+    Alaw,
 }
 
 impl Encoding {
@@ -18,7 +20,7 @@ impl Encoding {
         match self {
             Encoding::Pcm16 => 2,
             Encoding::F32 => 4,
-            Encoding::Mulaw => 1,
+            Encoding::Mulaw | Encoding::Alaw => 1,
         }
     }
 }
@@ -67,6 +69,7 @@ impl AudioInput {
         let samples = match self.encoding {
             Encoding::Pcm16 => timbre_audio::pcm16_bytes_to_f32(bytes),
             Encoding::Mulaw => timbre_audio::mulaw_to_f32(bytes),
+            Encoding::Alaw => timbre_audio::alaw_to_f32(bytes),
             Encoding::F32 => {
                 let v: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
                 if v.iter().any(|x| !x.is_finite()) {

@@ -44,6 +44,7 @@ async fn load(server: &TestServer, dir: &Path) {
         threads: 1,
         tts_workers: 1,
         tts_sentence_silence: 0.2,
+        ..Default::default()
     });
     Arc::clone(&server.registry).load_all(plan, loader, 2).await;
 }

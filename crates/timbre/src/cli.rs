@@ -34,8 +34,8 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Apply database migrations (SQLite in the data dir, or DATABASE_URL) and exit.
     Migrate(MigrateArgs),
-    /// Transcribe audio files without a server (not yet available).
-    Transcribe,
+    /// Transcribe audio files without a server.
+    Transcribe(crate::transcribe_cmd::TranscribeArgs),
     /// Synthesize speech without a server (`timbre speak "Hello." -o hello.mp3`).
     Speak(crate::speak_cmd::SpeakArgs),
     /// Tag sounds in audio files without a server.

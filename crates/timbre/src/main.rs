@@ -5,6 +5,7 @@ mod models_cmd;
 mod serve_cmd;
 mod speak_cmd;
 mod tag_cmd;
+mod transcribe_cmd;
 mod verify_deploy;
 mod worker_cmd;
 
@@ -32,7 +33,7 @@ fn main() -> ExitCode {
         Command::VerifyDeploy(args) => verify_deploy::run(args),
         Command::Worker(args) => worker_cmd::run(args),
         Command::Migrate(args) => migrate(args),
-        Command::Transcribe => cli::not_yet("transcribe", "speech-to-text"),
+        Command::Transcribe(args) => transcribe_cmd::run(args),
         Command::Speak(args) => speak_cmd::run(args),
         Command::Tag(args) => tag_cmd::run(args),
         Command::Analyze => cli::not_yet("analyze", "music analysis"),

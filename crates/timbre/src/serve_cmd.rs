@@ -164,6 +164,7 @@ pub fn start_models(config: &timbre_server::Config, registry: Arc<Registry>) {
         threads: config.threads,
         tts_workers: config.tts_workers,
         tts_sentence_silence: config.tts_sentence_silence,
+        stt_workers: config.stt_workers,
     });
     let parallelism = config.model_load_parallelism;
     tokio::spawn(async move {

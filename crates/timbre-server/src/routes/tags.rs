@@ -82,7 +82,8 @@ fn wants_async(query: &ClassifyQuery, form: &Form) -> Result<bool, ApiError> {
     }
 }
 
-fn ms(d: Duration) -> HeaderValue {
+/// A duration as a timing header value (milliseconds, 3 decimals).
+pub fn ms(d: Duration) -> HeaderValue {
     HeaderValue::from_str(&format!("{:.3}", d.as_secs_f64() * 1000.0)).unwrap_or(HeaderValue::from_static("0"))
 }
 

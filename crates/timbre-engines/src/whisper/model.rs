@@ -1,0 +1,445 @@
+//! The Whisper transformer: a convolutional front end and pre-norm encoder over 30 s of log-mel
+//! frames, and a pre-norm decoder with a key/value cache for its own tokens and the encoder
+//! output's keys/values computed once per window. The decoder can also hand back the raw
+//! (pre-softmax) cross-attention scores of chosen heads, which word timestamps align on.
+
+use ndarray::{Array1, Array2, ArrayView2, Axis, s};
+
+use super::ops::{LayerNorm, Linear, gelu_inplace, matmul_t_into, softmax_rows};
+use super::weights::{Param, Source};
+
+/// Frames the encoder takes (30 s at 100 frames/s) and positions it outputs.
+pub const N_FRAMES: usize = 3000;
+pub const N_AUDIO_CTX: usize = 1500;
+const HEAD_DIM: usize = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dims {
+    pub n_mels: usize,
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub n_vocab: usize,
+    pub n_text_ctx: usize,
+}
+
+struct EncoderLayer {
+    attn_ln: LayerNorm,
+    qkv: Linear,
+    out: Linear,
+    mlp_ln: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+struct DecoderLayer {
+    attn_ln: LayerNorm,
+    qkv: Linear,
+    out: Linear,
+    cross_ln: LayerNorm,
+    cross_q: Linear,
+    cross_kv: Linear,
+    cross_out: Linear,
+    mlp_ln: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+pub struct WhisperModel {
+    pub dims: Dims,
+    conv1: Linear,
+    conv2: Linear,
+    enc_pos: Array2<f32>,
+    enc_layers: Vec<EncoderLayer>,
+    enc_ln: LayerNorm,
+    tok_emb: Array2<f32>,
+    dec_pos: Array2<f32>,
+    dec_layers: Vec<DecoderLayer>,
+    dec_ln: LayerNorm,
+}
+
+/// The encoder output's keys and values for every decoder layer: computed once per window and
+/// shared by every hypothesis decoded against it.
+pub struct CrossKv {
+    k: Vec<Array2<f32>>,
+    v: Vec<Array2<f32>>,
+}
+
+/// One hypothesis' self-attention cache: per layer, the keys/values of every token so far,
+/// row-major `[len, d]` in growable vectors (cloning a beam copies only what is used).
+#[derive(Clone)]
+pub struct SelfCache {
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    len: usize,
+}
+
+impl SelfCache {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn array2(name: &str, p: Param) -> Result<Array2<f32>, String> {
+    let shape = match p.shape.as_slice() {
+        [a, b] => (*a, *b),
+        // Convolutions [out, in, k] flatten to [out, in·k], the im2col layout used below.
+        [a, b, c] => (*a, b * c),
+        other => return Err(format!("{name}: expected a matrix, got shape {other:?}")),
+    };
+    Array2::from_shape_vec(shape, p.data).map_err(|e| format!("{name}: {e}"))
+}
+
+fn array1(name: &str, p: Param) -> Result<Array1<f32>, String> {
+    if p.shape.len() != 1 {
+        return Err(format!("{name}: expected a vector, got shape {:?}", p.shape));
+    }
+    Ok(Array1::from_vec(p.data))
+}
+
+fn matrix(src: &dyn Source, name: &str) -> Result<Array2<f32>, String> {
+    array2(name, src.param(name)?)
+}
+
+fn linear(src: &dyn Source, prefix: &str, out: usize, inp: usize) -> Result<Linear, String> {
+    let weight = matrix(src, &format!("{prefix}/weight"))?;
+    if weight.dim() != (out, inp) {
+        return Err(format!("{prefix}/weight: shape {:?}, expected [{out}, {inp}]", weight.dim()));
+    }
+    let name = format!("{prefix}/bias");
+    let bias = match src.param(&name) {
+        Ok(p) => Some(array1(&name, p)?),
+        Err(_) => None,
+    };
+    if bias.as_ref().is_some_and(|b| b.len() != out) {
+        return Err(format!("{name}: length does not match {out} outputs"));
+    }
+    Ok(Linear { weight, bias })
+}
+
+fn layer_norm(src: &dyn Source, prefix: &str, d: usize) -> Result<LayerNorm, String> {
+    let gamma = array1(prefix, src.param(&format!("{prefix}/gamma"))?)?;
+    let beta = array1(prefix, src.param(&format!("{prefix}/beta"))?)?;
+    if gamma.len() != d || beta.len() != d {
+        return Err(format!("{prefix}: layer norm of width {} for model width {d}", gamma.len()));
+    }
+    Ok(LayerNorm { gamma, beta })
+}
+
+impl WhisperModel {
+    pub fn load(src: &dyn Source) -> Result<Self, String> {
+        let (n_enc, n_dec) = src.layers();
+        let conv1 = src.param("encoder/conv1/weight")?;
+        let (d, n_mels) = match conv1.shape.as_slice() {
+            [d, m, 3] => (*d, *m),
+            other => return Err(format!("encoder/conv1/weight: unexpected shape {other:?}")),
+        };
+        if !d.is_multiple_of(HEAD_DIM) {
+            return Err(format!("model width {d} is not a multiple of {HEAD_DIM}"));
+        }
+        let conv1 = Linear {
+            weight: array2("encoder/conv1/weight", conv1)?,
+            bias: Some(array1("encoder/conv1/bias", src.param("encoder/conv1/bias")?)?),
+        };
+        let conv2 = linear(src, "encoder/conv2", d, d * 3)?;
+        let enc_pos = matrix(src, "encoder/position_encodings/encodings")?;
+        if enc_pos.dim() != (N_AUDIO_CTX, d) {
+            return Err(format!("encoder positions {:?}, expected [{N_AUDIO_CTX}, {d}]", enc_pos.dim()));
+        }
+        let mut enc_layers = Vec::with_capacity(n_enc);
+        for i in 0..n_enc {
+            let p = format!("encoder/layer_{i}");
+            enc_layers.push(EncoderLayer {
+                attn_ln: layer_norm(src, &format!("{p}/self_attention/layer_norm"), d)?,
+                qkv: linear(src, &format!("{p}/self_attention/linear_0"), 3 * d, d)?,
+                out: linear(src, &format!("{p}/self_attention/linear_1"), d, d)?,
+                mlp_ln: layer_norm(src, &format!("{p}/ffn/layer_norm"), d)?,
+                fc1: linear(src, &format!("{p}/ffn/linear_0"), 4 * d, d)?,
+                fc2: linear(src, &format!("{p}/ffn/linear_1"), d, 4 * d)?,
+            });
+        }
+        let enc_ln = layer_norm(src, "encoder/layer_norm", d)?;
+        let tok_emb = matrix(src, "decoder/embeddings/weight")?;
+        if tok_emb.ncols() != d {
+            return Err(format!("token embeddings of width {} for model width {d}", tok_emb.ncols()));
+        }
+        let dec_pos = matrix(src, "decoder/position_encodings/encodings")?;
+        if dec_pos.ncols() != d {
+            return Err(format!("decoder positions of width {} for model width {d}", dec_pos.ncols()));
+        }
+        let mut dec_layers = Vec::with_capacity(n_dec);
+        for i in 0..n_dec {
+            let p = format!("decoder/layer_{i}");
+            dec_layers.push(DecoderLayer {
+                attn_ln: layer_norm(src, &format!("{p}/self_attention/layer_norm"), d)?,
+                qkv: linear(src, &format!("{p}/self_attention/linear_0"), 3 * d, d)?,
+                out: linear(src, &format!("{p}/self_attention/linear_1"), d, d)?,
+                cross_ln: layer_norm(src, &format!("{p}/attention/layer_norm"), d)?,
+                cross_q: linear(src, &format!("{p}/attention/linear_0"), d, d)?,
+                cross_kv: linear(src, &format!("{p}/attention/linear_1"), 2 * d, d)?,
+                cross_out: linear(src, &format!("{p}/attention/linear_2"), d, d)?,
+                mlp_ln: layer_norm(src, &format!("{p}/ffn/layer_norm"), d)?,
+                fc1: linear(src, &format!("{p}/ffn/linear_0"), 4 * d, d)?,
+                fc2: linear(src, &format!("{p}/ffn/linear_1"), d, 4 * d)?,
+            });
+        }
+        let dec_ln = layer_norm(src, "decoder/layer_norm", d)?;
+        let dims =
+            Dims { n_mels, d_model: d, n_heads: d / HEAD_DIM, n_vocab: tok_emb.nrows(), n_text_ctx: dec_pos.nrows() };
+        Ok(Self { dims, conv1, conv2, enc_pos, enc_layers, enc_ln, tok_emb, dec_pos, dec_layers, dec_ln })
+    }
+
+    pub fn decoder_layers(&self) -> usize {
+        self.dec_layers.len()
+    }
+
+    /// Encodes one 30 s window: `mel` is `[n_mels, 3000]` mel-major. Returns `[1500, d]`.
+    pub fn encode(&self, mel: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>, String> {
+        let n_mels = self.dims.n_mels;
+        if mel.dim() != (n_mels, N_FRAMES) {
+            return Err(format!("encoder input {:?}, expected [{n_mels}, {N_FRAMES}]", mel.dim()));
+        }
+        // conv1 (kernel 3, padding 1) as im2col + GEMM: column c·3+k holds x[c, t+k-1].
+        let mut cols = Array2::<f32>::zeros((N_FRAMES, n_mels * 3));
+        for c in 0..n_mels {
+            let row = mel.row(c);
+            for t in 0..N_FRAMES {
+                for k in 0..3 {
+                    let src = t + k;
+                    if (1..=N_FRAMES).contains(&src) {
+                        cols[[t, c * 3 + k]] = row[src - 1];
+                    }
+                }
+            }
+        }
+        let mut h = self.conv1.forward(cols.view(), threads);
+        gelu_inplace(&mut h);
+        // conv2 (kernel 3, stride 2, padding 1): output t sees h[2t-1 .. 2t+1].
+        let d = self.dims.d_model;
+        let mut cols = Array2::<f32>::zeros((N_AUDIO_CTX, d * 3));
+        for t in 0..N_AUDIO_CTX {
+            for k in 0..3 {
+                let src = 2 * t + k;
+                if (1..=N_FRAMES).contains(&src) {
+                    let from = h.row(src - 1);
+                    for c in 0..d {
+                        cols[[t, c * 3 + k]] = from[c];
+                    }
+                }
+            }
+        }
+        let mut x = self.conv2.forward(cols.view(), threads);
+        gelu_inplace(&mut x);
+        x += &self.enc_pos;
+        for layer in &self.enc_layers {
+            let h = layer.attn_ln.forward(x.view());
+            let qkv = layer.qkv.forward(h.view(), threads);
+            let attn = self.full_attention(qkv.view(), threads);
+            x += &layer.out.forward(attn.view(), threads);
+            let h = layer.mlp_ln.forward(x.view());
+            let mut h = layer.fc1.forward(h.view(), threads);
+            gelu_inplace(&mut h);
+            x += &layer.fc2.forward(h.view(), threads);
+        }
+        Ok(self.enc_ln.forward(x.view()))
+    }
+
+    /// Unmasked multi-head self-attention over fused `[n, 3d]` Q/K/V rows, heads spread over
+    /// `threads`.
+    fn full_attention(&self, qkv: ArrayView2<f32>, threads: usize) -> Array2<f32> {
+        let (n, d, heads) = (qkv.nrows(), self.dims.d_model, self.dims.n_heads);
+        let scale = 1.0 / (HEAD_DIM as f32).sqrt();
+        let mut out = Array2::<f32>::zeros((n, d));
+        let one_head = |h: usize, mut dst: ndarray::ArrayViewMut2<f32>| {
+            let q = qkv.slice(s![.., h * HEAD_DIM..(h + 1) * HEAD_DIM]);
+            let k = qkv.slice(s![.., d + h * HEAD_DIM..d + (h + 1) * HEAD_DIM]);
+            let v = qkv.slice(s![.., 2 * d + h * HEAD_DIM..2 * d + (h + 1) * HEAD_DIM]);
+            let mut scores = Array2::<f32>::zeros((n, n));
+            ndarray::linalg::general_mat_mul(scale, &q, &k.t(), 0.0, &mut scores);
+            softmax_rows(&mut scores.view_mut());
+            ndarray::linalg::general_mat_mul(1.0, &scores, &v, 0.0, &mut dst);
+        };
+        let mut chunks: Vec<(usize, ndarray::ArrayViewMut2<f32>)> =
+            out.axis_chunks_iter_mut(Axis(1), HEAD_DIM).enumerate().collect();
+        let threads = threads.clamp(1, heads);
+        if threads == 1 {
+            for (h, dst) in chunks {
+                one_head(h, dst);
+            }
+            return out;
+        }
+        let per = heads.div_ceil(threads);
+        std::thread::scope(|scope| {
+            while !chunks.is_empty() {
+                let take = per.min(chunks.len());
+                let group: Vec<_> = chunks.drain(..take).collect();
+                let one_head = &one_head;
+                scope.spawn(move || {
+                    for (h, dst) in group {
+                        one_head(h, dst);
+                    }
+                });
+            }
+        });
+        out
+    }
+
+    /// Keys and values of the encoder output for every decoder layer.
+    pub fn cross_kv(&self, encoded: ArrayView2<f32>, threads: usize) -> CrossKv {
+        let d = self.dims.d_model;
+        let (mut k, mut v) = (Vec::new(), Vec::new());
+        for layer in &self.dec_layers {
+            let kv = layer.cross_kv.forward(encoded, threads);
+            k.push(kv.slice(s![.., ..d]).to_owned());
+            v.push(kv.slice(s![.., d..]).to_owned());
+        }
+        CrossKv { k, v }
+    }
+
+    pub fn new_cache(&self) -> SelfCache {
+        let d = self.dims.d_model;
+        let n = self.dec_layers.len();
+        let cap = 64 * d;
+        SelfCache { k: vec![Vec::with_capacity(cap); n], v: vec![Vec::with_capacity(cap); n], len: 0 }
+    }
+
+    /// Runs `tokens` (one row of new tokens per hypothesis, all of the same length) through the
+    /// decoder, extending each hypothesis' cache. Returns logits for the last new token of each
+    /// hypothesis (`[batch, vocab]`), or for every new token when `all_logits`.
+    ///
+    /// `heads` (layer, head) asks for the raw cross-attention scores of those heads for the
+    /// first hypothesis: one `[new tokens, 1500]` matrix per head.
+    pub fn decode(
+        &self,
+        tokens: &[Vec<u32>],
+        caches: &mut [SelfCache],
+        cross: &CrossKv,
+        all_logits: bool,
+        heads: &[(usize, usize)],
+        threads: usize,
+    ) -> Result<(Array2<f32>, Vec<Array2<f32>>), String> {
+        let batch = tokens.len();
+        let n = tokens.first().map_or(0, Vec::len);
+        if batch == 0 || n == 0 || caches.len() != batch || tokens.iter().any(|t| t.len() != n) {
+            return Err("decoder called with no tokens or ragged batches".into());
+        }
+        let offset = caches[0].len();
+        if caches.iter().any(|c| c.len() != offset) {
+            return Err("decoder caches of different lengths".into());
+        }
+        if offset + n > self.dims.n_text_ctx {
+            return Err(format!("{} tokens exceed the decoder context of {}", offset + n, self.dims.n_text_ctx));
+        }
+        let d = self.dims.d_model;
+        let mut x = Array2::<f32>::zeros((batch * n, d));
+        for (b, row_tokens) in tokens.iter().enumerate() {
+            for (i, &t) in row_tokens.iter().enumerate() {
+                let t = t as usize;
+                if t >= self.dims.n_vocab {
+                    return Err(format!("token {t} outside the vocabulary"));
+                }
+                let mut row = x.row_mut(b * n + i);
+                row.assign(&self.tok_emb.row(t));
+                row += &self.dec_pos.row(offset + i);
+            }
+        }
+        let scale = 1.0 / (HEAD_DIM as f32).sqrt();
+        let mut attention = Vec::new();
+        for (l, layer) in self.dec_layers.iter().enumerate() {
+            // Masked self-attention over the cache plus the new tokens.
+            let h = layer.attn_ln.forward(x.view());
+            let qkv = layer.qkv.forward(h.view(), threads);
+            let mut attn = Array2::<f32>::zeros((batch * n, d));
+            for (b, cache) in caches.iter_mut().enumerate() {
+                let rows = b * n..(b + 1) * n;
+                let new = qkv.slice(s![rows.clone(), ..]);
+                for row in new.rows() {
+                    cache.k[l].extend(row.slice(s![d..2 * d]).iter());
+                    cache.v[l].extend(row.slice(s![2 * d..]).iter());
+                }
+                let total = offset + n;
+                let keys = ArrayView2::from_shape((total, d), &cache.k[l][..total * d]).map_err(|e| e.to_string())?;
+                let values = ArrayView2::from_shape((total, d), &cache.v[l][..total * d]).map_err(|e| e.to_string())?;
+                for hd in 0..self.dims.n_heads {
+                    let cols = hd * HEAD_DIM..(hd + 1) * HEAD_DIM;
+                    let q = new.slice(s![.., cols.clone()]);
+                    let k = keys.slice(s![.., cols.clone()]);
+                    let v = values.slice(s![.., cols.clone()]);
+                    let mut scores = Array2::<f32>::zeros((n, total));
+                    ndarray::linalg::general_mat_mul(scale, &q, &k.t(), 0.0, &mut scores);
+                    for i in 0..n {
+                        for j in offset + i + 1..total {
+                            scores[[i, j]] = f32::NEG_INFINITY;
+                        }
+                    }
+                    softmax_rows(&mut scores.view_mut());
+                    let mut dst = attn.slice_mut(s![rows.clone(), cols]);
+                    ndarray::linalg::general_mat_mul(1.0, &scores, &v, 0.0, &mut dst);
+                }
+            }
+            x += &layer.out.forward(attn.view(), threads);
+            if l + 1 == self.dec_layers.len() {
+                for cache in caches.iter_mut() {
+                    cache.len = offset + n;
+                }
+            }
+            // Cross-attention: every hypothesis shares the encoder keys/values.
+            let h = layer.cross_ln.forward(x.view());
+            let q = layer.cross_q.forward(h.view(), threads);
+            let mut attn = Array2::<f32>::zeros((batch * n, d));
+            for hd in 0..self.dims.n_heads {
+                let cols = hd * HEAD_DIM..(hd + 1) * HEAD_DIM;
+                let qh = q.slice(s![.., cols.clone()]);
+                let k = cross.k[l].slice(s![.., cols.clone()]);
+                let v = cross.v[l].slice(s![.., cols.clone()]);
+                let mut scores = Array2::<f32>::zeros((batch * n, k.nrows()));
+                ndarray::linalg::general_mat_mul(scale, &qh, &k.t(), 0.0, &mut scores);
+                if heads.contains(&(l, hd)) {
+                    attention.push(scores.slice(s![..n, ..]).to_owned());
+                }
+                softmax_rows(&mut scores.view_mut());
+                let mut dst = attn.slice_mut(s![.., cols]);
+                ndarray::linalg::general_mat_mul(1.0, &scores, &v, 0.0, &mut dst);
+            }
+            x += &layer.cross_out.forward(attn.view(), threads);
+            let h = layer.mlp_ln.forward(x.view());
+            let mut h = layer.fc1.forward(h.view(), threads);
+            gelu_inplace(&mut h);
+            x += &layer.fc2.forward(h.view(), threads);
+        }
+        // Logits from the tied embedding matrix, only for the rows asked for.
+        let picked = if all_logits {
+            x
+        } else {
+            let rows: Vec<usize> = (0..batch).map(|b| b * n + n - 1).collect();
+            x.select(Axis(0), &rows)
+        };
+        let h = self.dec_ln.forward(picked.view());
+        let mut logits = Array2::<f32>::zeros((h.nrows(), self.dims.n_vocab));
+        matmul_t_into(h.view(), self.tok_emb.view(), logits.view_mut(), threads);
+        // Order the attention matrices as `heads` lists them.
+        let mut found: Vec<(usize, usize)> = Vec::new();
+        for l in 0..self.dec_layers.len() {
+            for hd in 0..self.dims.n_heads {
+                if heads.contains(&(l, hd)) {
+                    found.push((l, hd));
+                }
+            }
+        }
+        let ordered = heads
+            .iter()
+            .filter_map(|h| found.iter().position(|f| f == h))
+            .filter_map(|i| attention.get(i).cloned())
+            .collect();
+        Ok((logits, ordered))
+    }
+
+    /// Reorders/duplicates caches after a beam step: `from[i]` is the old hypothesis that the
+    /// new hypothesis `i` extends.
+    pub fn reorder(caches: &[SelfCache], from: &[usize]) -> Vec<SelfCache> {
+        from.iter().filter_map(|&i| caches.get(i).cloned()).collect()
+    }
+}

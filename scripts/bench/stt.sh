@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Whisper speed (issue 4, "Quality and speed"): timbre against faster-whisper, same model
+# directory (models/whisper-tiny.en), same files, same thread count, in one run.
+#
+#   scripts/bench/stt.sh
+#
+# Files: the clips of the speech test set (scripts/testdata/speech builds them into
+# target/testdata/speech/), all of them except the long one, plus the long one separately.
+# Decoding on both sides: language en, temperature 0 only, no VAD, beam $BEAM (default 1 =
+# greedy), $THREADS threads (default 2). Sides, each in its own process, one after the other:
+#   timbre          crates/timbre-engines/examples/stt_bench.rs (release) through the
+#                   Transcriber service (one worker)
+#   faster-whisper  compute_type int8, then float32 (scripts/bench/stt_peer.py, venv-stt)
+# Each file is transcribed $RUNS times (default 3); per file the fastest run counts (the
+# machine is shared; the minimum is the least disturbed). RTF = total seconds / total audio
+# seconds. RSS = resident memory after loading the model (and a warm-up call), and the peak.
+#
+# Prints a markdown table and writes it with the raw JSON lines to target/bench/stt-<time>/.
+#
+# Environment: THREADS, RUNS, BEAM, CARGO_TARGET_DIR, TIMBRE_CACHE.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+THREADS=${THREADS:-2}
+RUNS=${RUNS:-3}
+BEAM=${BEAM:-1}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+OUT=$ROOT/target/bench/stt-$(date -u +%Y%m%dT%H%M%SZ)
+MODEL=$ROOT/models/whisper-tiny.en
+log() { echo "stt.sh: $*" >&2; }
+
+[[ -f "$MODEL/model.bin" ]] || { log "no $MODEL: run scripts/fetch-models"; exit 1; }
+"$ROOT/scripts/testdata/speech"
+PY=$("$ROOT/scripts/testdata/stt-venv.sh")
+(cd "$ROOT" && cargo build --release -q -p timbre-engines --example stt_bench)
+BENCH=$TARGET/release/examples/stt_bench
+mkdir -p "$OUT"
+
+DATA=$ROOT/target/testdata/speech
+mapfile -t SHORT < <("$PY" -c 'import json,sys; [print(sys.argv[1]+"/"+c["file"]) for c in json.load(open(sys.argv[1]+"/index.json"))["clips"] if not c["long"]]' "$DATA")
+mapfile -t LONG < <("$PY" -c 'import json,sys; [print(sys.argv[1]+"/"+c["file"]) for c in json.load(open(sys.argv[1]+"/index.json"))["clips"] if c["long"]]' "$DATA")
+
+log "timbre ($THREADS threads)"
+"$BENCH" "$MODEL" "$THREADS" "$RUNS" "$BEAM" "${SHORT[@]}" "${LONG[@]}" >"$OUT/timbre.jsonl"
+for ct in int8 float32; do
+  log "faster-whisper $ct ($THREADS threads)"
+  OMP_NUM_THREADS=$THREADS "$PY" "$ROOT/scripts/bench/stt_peer.py" "$MODEL" "$ct" "$THREADS" "$RUNS" "$BEAM" \
+    "${SHORT[@]}" "${LONG[@]}" >"$OUT/fw-$ct.jsonl"
+done
+
+"$PY" - "$OUT" "$THREADS" "$BEAM" "${#SHORT[@]}" <<'PYEOF' | tee "$OUT/summary.md"
+import json, sys
+out, threads, beam, n_short = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+def load(name):
+    rows = [json.loads(l) for l in open(f"{out}/{name}.jsonl")]
+    return rows[:-1], rows[-1]
+sides = {"timbre": load("timbre"), "faster-whisper int8": load("fw-int8"), "faster-whisper float32": load("fw-float32")}
+def rtf(rows):
+    return sum(min(r["seconds"]) for r in rows) / sum(r["duration"] for r in rows)
+print(f"Whisper tiny.en, {threads} threads, beam {beam}, temperature 0, no VAD; fastest of the runs per file\n")
+print("| side | RTF short clips | RTF long clip | RSS loaded (MB) | RSS peak (MB) |")
+print("|---|---|---|---|---|")
+res = {}
+for name, (rows, mem) in sides.items():
+    s, l = rtf(rows[:n_short]), rtf(rows[n_short:])
+    res[name] = (s, l)
+    print(f"| {name} | {s:.3f} | {l:.3f} | {mem['rss_mb_loaded']:.0f} | {mem['rss_mb_peak']:.0f} |")
+t = res["timbre"]
+for peer in ("faster-whisper int8", "faster-whisper float32"):
+    p = res[peer]
+    print(f"\nratio timbre / {peer}: short {t[0] / p[0]:.2f}, long {t[1] / p[1]:.2f}")
+same = sum(a["text"] == b["text"] for a, b in zip(sides["timbre"][0], sides["faster-whisper float32"][0]))
+print(f"\ntimbre text == faster-whisper float32 text on {same}/{len(sides['timbre'][0])} files")
+PYEOF
+log "results in $OUT"
