@@ -390,7 +390,7 @@ async fn expired_leases_return_jobs_and_stale_claims_cannot_finish(h: Harness) {
     // Heartbeats keep a long job's short lease alive: it succeeds on its first attempt.
     let worker =
         h.worker(WorkerSettings { lease: Duration::from_millis(400), heartbeat: Duration::from_millis(100), ..fast() });
-    let long = q.enqueue(noop(json!({"sleep_ms": 1500, "steps": 3}))).await.unwrap().job.id;
+    let long = q.enqueue(noop(json!({"sleep_ms": 2500, "steps": 5}))).await.unwrap().job.id;
     let job = wait_terminal(q, &long, Duration::from_secs(10)).await;
     assert_eq!((job.status, job.attempts), (JobStatus::Succeeded, 1), "{job:?}");
     // …is picked up by the live worker once its lease expired.
