@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export TIMBRE_CACHE ?= $(HOME)/.cache/timbre
 
-.PHONY: run test setup runtime models test-tools build fmt fmt-check clippy test-only bench-http bench-tagging clean-models
+.PHONY: run test setup runtime models test-tools build fmt fmt-check clippy test-only bench-http bench-tagging bench-tts clean-models
 
 run: setup
 	$(CARGO) build --release --locked -p timbre
@@ -50,6 +50,10 @@ bench-http:
 # Sound-tagging accuracy and speed (builds the clip set with scripts/testdata/sounds first).
 bench-tagging: setup
 	scripts/bench/tagging.sh
+
+# Text-to-speech: RTF vs piper-tts and hibari-tts, concurrency, first byte, faster-whisper WER.
+bench-tts: setup
+	scripts/bench/tts.sh
 
 clean-models:
 	rm -rf models runtime
