@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export TIMBRE_CACHE ?= $(HOME)/.cache/timbre
 
-.PHONY: run test setup runtime models test-tools testdata build fmt fmt-check clippy test-only bench-http bench-tagging bench-jobs bench-stt bench-stt-serve clean-models
+.PHONY: run test setup runtime models test-tools testdata build fmt fmt-check clippy test-only bench-http bench-tagging bench-jobs bench-stt bench-stt-serve bench-tts clean-models
 
 run: setup
 	$(CARGO) build --release --locked -p timbre
@@ -58,6 +58,7 @@ bench-tagging: setup
 # Job queue throughput on SQLite and PostgreSQL against RQ on Redis.
 bench-jobs:
 	scripts/bench/jobs.sh
+
 # Whisper speed against faster-whisper int8/float32 (builds the speech test set first).
 bench-stt: setup
 	scripts/bench/stt.sh
@@ -65,6 +66,10 @@ bench-stt: setup
 # Speech-to-text serving: HTTP one-at-a-time vs 4 concurrent, live-streaming latency.
 bench-stt-serve: setup
 	scripts/bench/stt_serve.sh
+
+# Text-to-speech: RTF vs piper-tts and hibari-tts, concurrency, first byte, faster-whisper WER.
+bench-tts: setup
+	scripts/bench/tts.sh
 
 clean-models:
 	rm -rf models runtime
