@@ -7,13 +7,13 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export TIMBRE_CACHE ?= $(HOME)/.cache/timbre
 
-.PHONY: run test setup runtime models test-tools build fmt fmt-check clippy test-only bench-http bench-tagging clean-models
+.PHONY: run test setup runtime models test-tools testdata build fmt fmt-check clippy test-only bench-http bench-tagging clean-models
 
 run: setup
 	$(CARGO) build --release --locked -p timbre
 	$(CARGO) run --release --locked -q -p timbre -- serve
 
-test: setup test-tools fmt-check clippy test-only
+test: setup test-tools testdata fmt-check clippy test-only
 
 setup: runtime models
 
@@ -23,6 +23,11 @@ runtime:
 models:
 	@scripts/fetch-models
 	@scripts/train-stream-demo
+
+# Music test songs (mma + fluidsynth renders with chart truth) for the music accuracy tests, cached
+# in $(TIMBRE_CACHE)/testdata/music.
+testdata:
+	@scripts/testdata/music short >/dev/null
 
 # Tools the tests run against (a local S3-compatible server), built once into $(TIMBRE_CACHE)/tools.
 test-tools:

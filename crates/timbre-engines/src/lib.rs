@@ -5,6 +5,7 @@ pub mod ced;
 pub mod hub;
 pub mod loaders;
 pub mod manifest;
+pub mod music;
 pub mod onnx;
 pub mod registry;
 pub mod state;

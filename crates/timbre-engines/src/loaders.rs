@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::ced::CedTagger;
 use crate::manifest::Manifest;
+use crate::music::beatnet::BeatNet;
 use crate::registry::{Engine, Loader};
 use crate::state::ModelState;
 use crate::stream::StreamClassifier;
@@ -34,7 +35,8 @@ impl Loader for FamilyLoader {
                 Ok(Arc::new(Tagger::new(&manifest.name, Arc::new(CedTagger::load(manifest, threads, 1, progress)?))))
             }
             "vad" => Ok(Arc::new(SileroVad::load(manifest, 1, progress)?)),
-            "piper" | "kokoro" | "beatnet" => Ok(Arc::new(WarmedOnnx::load(manifest, threads, progress)?)),
+            "piper" | "kokoro" => Ok(Arc::new(WarmedOnnx::load(manifest, threads, progress)?)),
+            "beatnet" => Ok(Arc::new(BeatNet::load(manifest, progress)?)),
             "whisper" => Ok(Arc::new(ct2::load_dir(&manifest.dir)?)),
             // Worker threads, not intra-op threads: many small concurrent inferences.
             "stream-classifier" => Ok(Arc::new(StreamClassifier::load(manifest, threads, progress)?)),

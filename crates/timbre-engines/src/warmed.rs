@@ -1,4 +1,4 @@
-//! ONNX models whose capability has no dedicated engine yet (Piper and Kokoro voices, BeatNet):
+//! ONNX models whose capability has no dedicated engine yet (Piper and Kokoro voices):
 //! the sessions are built and proven with one real inference on family-shaped dummy input, so
 //! `ready` means the model file loads and runs in this runtime.
 
