@@ -20,7 +20,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::openapi::ApiDoc;
-use crate::routes::{health, models, streams, tag_stream, tags, ws};
+use crate::routes::{health, jobs, models, streams, tag_stream, tags, ws};
 use crate::state::AppState;
 use crate::{auth, error, imports, limits, metrics};
 
@@ -57,7 +57,12 @@ pub fn api_routes(state: &AppState) -> Router<AppState> {
         .route("/classify-local", post(tags::classify))
         // SonoTag's analysis endpoint: answered inline until durable jobs land.
         .route("/analyze", post(tags::classify))
-        .route("/v1/streams/{model}", get(streams::stream));
+        .route("/v1/streams/{model}", get(streams::stream))
+        // Durable jobs.
+        .route("/v1/jobs", get(jobs::list))
+        .route("/v1/jobs/noop", post(jobs::noop))
+        .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
+        .route("/v1/jobs/{id}/events", get(jobs::events));
     if state.config.metrics_auth {
         r = r.route("/metrics", get(metrics::render));
     }

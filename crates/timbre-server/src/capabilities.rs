@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use timbre_engines::ModelState;
+use timbre_engines::{ModelState, Registry, Snapshot};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -16,7 +16,16 @@ pub fn engine_for<T: std::any::Any + Send + Sync>(
     capability: &str,
     requested: Option<&str>,
 ) -> Result<(String, Arc<T>), ApiError> {
-    let snapshot = state.snapshot();
+    engine_in(&state.registry, &state.snapshot(), capability, requested)
+}
+
+/// [`engine_for`] without an `AppState`: what job handlers use in `timbre worker` processes.
+pub fn engine_in<T: std::any::Any + Send + Sync>(
+    registry: &Registry,
+    snapshot: &Snapshot,
+    capability: &str,
+    requested: Option<&str>,
+) -> Result<(String, Arc<T>), ApiError> {
     let candidates: Vec<_> = snapshot.models.values().filter(|m| m.capability == capability).collect();
     let chosen = match requested {
         Some(name) => {
@@ -53,7 +62,7 @@ pub fn engine_for<T: std::any::Any + Send + Sync>(
             retry,
         ));
     }
-    let engine = state.registry.engine::<T>(&chosen.name).ok_or_else(|| {
+    let engine = registry.engine::<T>(&chosen.name).ok_or_else(|| {
         ApiError::internal(format!("model `{}` is ready but has no engine of the expected type", chosen.name))
     })?;
     Ok((chosen.name.clone(), engine))

@@ -107,6 +107,18 @@ pub struct Config {
     pub stream_model: String,
     pub stream_idle_timeout: f64,
     pub stream_max_fps: f64,
+    /// Jobs run at once by this process's in-process workers (`timbre serve`) or by
+    /// `timbre worker`; `0` on `serve` makes an API-only replica.
+    pub workers: usize,
+    /// Job kinds this process's workers run; empty: every kind it has a handler for.
+    pub job_kinds: Vec<String>,
+    pub job_lease: f64,
+    pub job_heartbeat: f64,
+    pub job_poll_interval: f64,
+    pub job_max_attempts: u32,
+    pub job_retry_base: f64,
+    pub job_retry_max: f64,
+    pub job_retention: f64,
 }
 
 impl Default for Config {
@@ -154,6 +166,15 @@ impl Default for Config {
             stream_model: "signify-letters-test".into(),
             stream_idle_timeout: 60.0,
             stream_max_fps: 60.0,
+            workers: 2,
+            job_kinds: Vec::new(),
+            job_lease: 30.0,
+            job_heartbeat: 10.0,
+            job_poll_interval: 1.0,
+            job_max_attempts: 3,
+            job_retry_base: 2.0,
+            job_retry_max: 300.0,
+            job_retention: 7.0 * 24.0 * 3600.0,
         }
     }
 }
@@ -202,7 +223,7 @@ pub const FIELDS: &[Field] = &[
     f("rate_limit_per_minute", "RATE_LIMIT_PER_MINUTE", Kind::Int, false, "Requests per minute per API key (per client IP when the server is open); `0` disables. Bursts up to the same number."),
     f("trust_proxy", "TIMBRE_TRUST_PROXY", Kind::Bool, false, "Take the client IP from the first `X-Forwarded-For` entry (behind Railway, a load balancer or ingress)."),
     f("processing_timeout", "PROCESSING_TIMEOUT", Kind::Float, false, "Seconds an HTTP request may take before it is answered 504."),
-    f("shutdown_grace", "TIMBRE_SHUTDOWN_GRACE", Kind::Float, false, "Seconds to let in-flight requests finish after SIGTERM/SIGINT."),
+    f("shutdown_grace", "TIMBRE_SHUTDOWN_GRACE", Kind::Float, false, "Seconds to let in-flight requests finish after SIGTERM/SIGINT; job workers get as long to finish running jobs before releasing them to the queue."),
     f("max_upload_mb", "TIMBRE_MAX_UPLOAD_MB", Kind::Int, false, "Largest request body in MiB; larger gets 413."),
     f("max_inflight", "TIMBRE_MAX_INFLIGHT", Kind::Int, false, "API requests processed at once; beyond it 503 with Retry-After."),
     f("metrics_auth", "TIMBRE_METRICS_AUTH", Kind::Bool, false, "Require an API key for `/metrics`."),
@@ -230,6 +251,15 @@ pub const FIELDS: &[Field] = &[
     f("stream_model", "TIMBRE_STREAM_MODEL", Kind::Str, false, "The stream-classifier model the `stream_port` listener serves."),
     f("stream_idle_timeout", "TIMBRE_STREAM_IDLE_TIMEOUT", Kind::Float, false, "Seconds a keypoint stream may stay silent before it is closed (1000, \"idle timeout\")."),
     f("stream_max_fps", "TIMBRE_STREAM_MAX_FPS", Kind::Float, false, "Frames per second one keypoint stream may send (a second's worth may come at once); beyond it frames are dropped with a `throttled` notice. `0` disables."),
+    f("workers", "TIMBRE_WORKERS", Kind::Int, false, "Jobs this process runs at once: in-process workers of `timbre serve` (`--workers`; `0` makes an API-only replica), or the concurrency of `timbre worker` (`--concurrency`)."),
+    f("job_kinds", "TIMBRE_JOB_KINDS", Kind::List, false, "Job kinds this process's workers run, comma-separated (`--kinds`); empty runs every kind."),
+    f("job_lease", "TIMBRE_JOB_LEASE", Kind::Float, false, "Seconds a claimed job stays a worker's without a heartbeat; after that a dead worker's job returns to the queue (the attempt counts)."),
+    f("job_heartbeat", "TIMBRE_JOB_HEARTBEAT", Kind::Float, false, "Seconds between lease heartbeats (must be under `job_lease`); also how often expired leases are reaped."),
+    f("job_poll_interval", "TIMBRE_JOB_POLL_INTERVAL", Kind::Float, false, "Longest wait between claim attempts of an idle worker (new jobs wake workers at once; this catches delayed and retried jobs)."),
+    f("job_max_attempts", "TIMBRE_JOB_MAX_ATTEMPTS", Kind::Int, false, "Attempts a job gets before it fails with its last error."),
+    f("job_retry_base", "TIMBRE_JOB_RETRY_BASE", Kind::Float, false, "Seconds before the first retry; doubles with each attempt, with jitter (half to the full delay)."),
+    f("job_retry_max", "TIMBRE_JOB_RETRY_MAX", Kind::Float, false, "Longest wait between retries, seconds."),
+    f("job_retention", "TIMBRE_JOB_RETENTION", Kind::Float, false, "Seconds finished jobs (and their blobs under `jobs/<id>/`) are kept; `0` keeps them forever."),
 ];
 
 /// Environment variables read outside the table (they pick the file or the runtime library).
@@ -342,6 +372,35 @@ impl Config {
         }
         if self.model_load_parallelism == 0 {
             return bad("model_load_parallelism", "must be >= 1");
+        }
+        self.validate_jobs()
+    }
+
+    fn validate_jobs(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &str| {
+            Err(ConfigError::Invalid { key: key.into(), origin: "validation".into(), message: message.into() })
+        };
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !positive(self.job_lease) {
+            return bad("job_lease", "must be > 0 seconds");
+        }
+        if !positive(self.job_heartbeat) || self.job_heartbeat >= self.job_lease {
+            return bad("job_heartbeat", "must be > 0 and shorter than job_lease");
+        }
+        if !positive(self.job_poll_interval) {
+            return bad("job_poll_interval", "must be > 0 seconds");
+        }
+        if self.job_max_attempts == 0 || self.job_max_attempts > 1000 {
+            return bad("job_max_attempts", "must be between 1 and 1000");
+        }
+        if !positive(self.job_retry_base) {
+            return bad("job_retry_base", "must be > 0 seconds");
+        }
+        if !positive(self.job_retry_max) || self.job_retry_max < self.job_retry_base {
+            return bad("job_retry_max", "must be >= job_retry_base");
+        }
+        if !self.job_retention.is_finite() || self.job_retention < 0.0 {
+            return bad("job_retention", "must be >= 0 seconds (0 keeps finished jobs)");
         }
         Ok(())
     }

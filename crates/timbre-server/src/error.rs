@@ -176,6 +176,25 @@ pub fn engine_error(e: timbre_engines::actor::EngineError) -> ApiError {
     }
 }
 
+/// The job queue's errors: database trouble is 503 + Retry-After (the queue comes back); a
+/// malformed job is the caller's 422; anything else is ours.
+pub fn jobs_error(e: timbre_jobs::JobsError) -> ApiError {
+    use timbre_jobs::JobsError as J;
+    match e {
+        J::Db(_) | J::Blob(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "jobs_unavailable",
+            format!("the job queue is unavailable: {e}"),
+        )
+        .with_retry_after(Duration::from_secs(5)),
+        J::Invalid(_) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request_error", "invalid_job", e.to_string())
+        }
+        J::Corrupt(_) => ApiError::internal(e.to_string()),
+    }
+}
+
 /// Fallback for unknown routes.
 pub async fn not_found_fallback(request: Request) -> ApiError {
     ApiError::not_found(format!("no route for {} {}", request.method(), request.uri().path()))

@@ -6,6 +6,7 @@ pub mod capabilities;
 pub mod config;
 pub mod error;
 pub mod imports;
+pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;

@@ -23,6 +23,11 @@ use crate::routes;
         crate::imports::create,
         crate::imports::get,
         routes::streams::stream,
+        routes::jobs::list,
+        routes::jobs::get,
+        routes::jobs::cancel,
+        routes::jobs::events,
+        routes::jobs::noop,
     ),
     components(schemas(crate::error::ErrorEnvelope, crate::error::ErrorBody)),
     modifiers(&Security),
@@ -32,6 +37,7 @@ use crate::routes;
         (name = "streams", description = "WebSocket sessions"),
         (name = "imports", description = "Media imported by URL (SSRF-checked)"),
         (name = "tagging", description = "Sound tagging: tags, timelines, events, prompt heatmaps"),
+        (name = "jobs", description = "Durable jobs: status, progress events (SSE), cancellation"),
     )
 )]
 pub struct ApiDoc;

@@ -9,6 +9,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::auth::ApiKeys;
 use crate::config::Config;
+use crate::jobs::JobsHandle;
 use crate::metrics;
 use crate::rate_limit::{LocalLimiter, RateLimiter};
 use crate::sessions::Sessions;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub sessions: Sessions,
     pub metrics: PrometheusHandle,
     pub store: StoreHandle,
+    /// The job queue (once storage is connected) and this process's workers.
+    pub jobs: JobsHandle,
     shutdown: Arc<watch::Sender<bool>>,
 }
 
@@ -42,6 +45,7 @@ impl AppState {
             started: Instant::now(),
             metrics: metrics::handle(),
             store: StoreHandle::default(),
+            jobs: JobsHandle::default(),
             shutdown: Arc::new(shutdown),
             config: Arc::new(config),
         }

@@ -51,8 +51,9 @@ impl StoreHandle {
     }
 
     /// Connect until it works: each round tries `connect_attempts` times with backoff, then the
-    /// failure is reported on health and the next round starts after a capped pause.
-    pub async fn connect_forever(self, settings: StoreSettings, registry: Arc<Registry>) {
+    /// failure is reported on health and the next round starts after a capped pause. Returns
+    /// the store once connected (the job queue opens on it next).
+    pub async fn connect_forever(self, settings: StoreSettings, registry: Arc<Registry>) -> Arc<Store> {
         let mut pause = Duration::from_secs(2);
         registry.set_component_problem("storage", Some("connecting".into()));
         loop {
@@ -60,8 +61,9 @@ impl StoreHandle {
                 Ok(store) => {
                     tracing::info!(database = %store.db.target(), blobs = ?store.blobs, "storage ready");
                     registry.set_component_problem("storage", None);
-                    self.set(Arc::new(store));
-                    return;
+                    let store = Arc::new(store);
+                    self.set(Arc::clone(&store));
+                    return store;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, retry_in_s = pause.as_secs(), "storage unavailable");

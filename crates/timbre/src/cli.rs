@@ -30,10 +30,10 @@ pub enum Command {
     },
     /// Check a deployed timbre: health, models, auth, WebSocket.
     VerifyDeploy(crate::verify_deploy::VerifyArgs),
-    /// Run job workers only (not yet available).
-    Worker,
+    /// Run job workers only (no HTTP): claim jobs from the database until SIGTERM, then drain.
+    Worker(WorkerArgs),
     /// Apply database migrations (SQLite in the data dir, or DATABASE_URL) and exit.
-    Migrate(ServeArgs),
+    Migrate(MigrateArgs),
     /// Transcribe audio files without a server (not yet available).
     Transcribe,
     /// Synthesize speech without a server (not yet available).
@@ -108,6 +108,50 @@ impl ConfigArgs {
 
 #[derive(Args)]
 pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Jobs run at once by in-process workers (overrides TIMBRE_WORKERS); 0 serves the API only.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+}
+
+impl ServeArgs {
+    pub fn load(&self) -> Result<Loaded, ConfigError> {
+        let mut config = self.config.clone();
+        if let Some(n) = self.workers {
+            config.set.push(format!("workers={n}"));
+        }
+        config.load()
+    }
+}
+
+#[derive(Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Job kinds to run, comma-separated (overrides TIMBRE_JOB_KINDS); default: every kind.
+    #[arg(long, value_name = "KIND,…", value_delimiter = ',')]
+    pub kinds: Vec<String>,
+    /// Jobs run at once (overrides TIMBRE_WORKERS).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+}
+
+impl WorkerArgs {
+    pub fn load(&self) -> Result<Loaded, ConfigError> {
+        let mut config = self.config.clone();
+        if let Some(n) = self.concurrency {
+            config.set.push(format!("workers={n}"));
+        }
+        if !self.kinds.is_empty() {
+            config.set.push(format!("job_kinds={}", self.kinds.join(",")));
+        }
+        config.load()
+    }
+}
+
+#[derive(Args)]
+pub struct MigrateArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
 }

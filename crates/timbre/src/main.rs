@@ -6,6 +6,7 @@ mod models_cmd;
 mod serve_cmd;
 mod tag_cmd;
 mod verify_deploy;
+mod worker_cmd;
 
 use std::process::ExitCode;
 
@@ -29,7 +30,7 @@ fn main() -> ExitCode {
             Err(e) => cli::fail(&e),
         },
         Command::VerifyDeploy(args) => verify_deploy::run(args),
-        Command::Worker => cli::not_yet("worker", "durable jobs and workers"),
+        Command::Worker(args) => worker_cmd::run(args),
         Command::Migrate(args) => migrate(args),
         Command::Transcribe => cli::not_yet("transcribe", "speech-to-text"),
         Command::Speak => cli::not_yet("speak", "text-to-speech"),
@@ -40,7 +41,7 @@ fn main() -> ExitCode {
 }
 
 /// `timbre migrate`: what a release step or a Kubernetes init container runs before the API.
-fn migrate(args: cli::ServeArgs) -> ExitCode {
+fn migrate(args: cli::MigrateArgs) -> ExitCode {
     let config = match args.config.load() {
         Ok(l) => l.config,
         Err(e) => return cli::fail(&e),

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use timbre_engines::Registry;
 use timbre_engines::hub::{HubClient, HubSettings, ModelSource};
@@ -12,7 +13,7 @@ use timbre_server::{AppState, telemetry};
 use crate::cli::{ServeArgs, fail};
 
 pub fn run(args: ServeArgs) -> ExitCode {
-    let loaded = match args.config.load() {
+    let loaded = match args.load() {
         Ok(l) => l,
         Err(e) => return fail(&e),
     };
@@ -69,13 +70,48 @@ async fn serve(config: timbre_server::Config) -> Result<(), String> {
             }
         }
     }
-    tokio::spawn(state.store.clone().connect_forever(timbre_server::storage::settings(&config), Arc::clone(&registry)));
+    spawn_storage_and_jobs(&config, &state);
     start_models(&config, registry);
     serve_seed_ports(&config, &state).await?;
 
-    timbre_server::serve(listener, state, shutdown).await.map_err(|e| format!("server error: {e}"))?;
+    // One signal stops both the HTTP server and the in-process workers, which drain side by
+    // side within the same grace period.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        stop_tx.send_replace(true);
+    });
+    let grace = Duration::from_secs_f64(config.shutdown_grace);
+    let drain = {
+        let state = state.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _ = stop.wait_for(|s| *s).await;
+            state.jobs.shutdown(grace).await;
+        })
+    };
+    let mut stop = stop_rx;
+    let http_stop = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    timbre_server::serve(listener, state, http_stop).await.map_err(|e| format!("server error: {e}"))?;
+    let _ = drain.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Connects storage in the background (health says `storage: connecting` meanwhile), then opens
+/// the job queue on it and starts the in-process workers (`workers`, 0 for none).
+fn spawn_storage_and_jobs(config: &timbre_server::Config, state: &AppState) {
+    let settings = timbre_server::storage::settings(config);
+    let state = state.clone();
+    tokio::spawn(async move {
+        let store = state.store.clone().connect_forever(settings, Arc::clone(&state.registry)).await;
+        if let Err(e) = timbre_server::jobs::attach(&state, &store).await {
+            tracing::error!(error = %e, "job queue unavailable");
+            state.registry.set_component_problem(timbre_server::jobs::COMPONENT, Some(e));
+        }
+    });
 }
 
 /// Signify's extra listeners: the keypoint stream at `/` (`TIMBRE_STREAM_PORT`) and `/health`
@@ -105,7 +141,7 @@ async fn serve_seed_ports(config: &timbre_server::Config, state: &AppState) -> R
 /// Discover manifests and `[[models]]` entries and load them on blocking threads; the listener
 /// is already up, so health answers `starting` meanwhile instead of the port refusing
 /// connections. Hub downloads happen here too, reported as `downloading` with progress.
-fn start_models(config: &timbre_server::Config, registry: Arc<Registry>) {
+pub fn start_models(config: &timbre_server::Config, registry: Arc<Registry>) {
     let entries = config.models.clone();
     let plan = registry.discover_beside(&config.models_dir, entries.len());
     if config.skip_model_loading {
@@ -147,7 +183,7 @@ pub fn hub_client(config: &timbre_server::Config) -> Result<Option<HubClient>, S
     HubClient::new(settings).map(Some).map_err(|e| e.to_string())
 }
 
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static, String> {
+pub fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static, String> {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot install the SIGTERM handler: {e}"))?;

@@ -112,7 +112,7 @@ fn port_in_use_is_a_clear_error() {
 
 #[test]
 fn unfinished_commands_say_so() {
-    for cmd in ["worker", "transcribe", "speak", "generate"] {
+    for cmd in ["transcribe", "speak", "generate"] {
         let (code, _, err) = stdout_of(timbre().arg(cmd));
         assert_eq!(code, 2, "{cmd}");
         assert!(err.contains("not yet available"), "{cmd}: {err}");

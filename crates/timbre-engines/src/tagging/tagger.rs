@@ -1,6 +1,7 @@
 //! The tagging service: windows a 16 kHz signal, scores every window with the AudioSet model in
 //! batches, and turns the scores into clip tags, a timeline, events and prompt heatmaps.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -145,13 +146,15 @@ impl Tagger {
     }
 
     /// Scores of windows (each `win` samples from `starts`) — `starts.len() × labels` — and the
-    /// time spent in the engine queue and in inference.
+    /// time spent in the engine queue and in inference. After each batch `progress` hears how
+    /// many windows are done; `None` when it asked to stop.
     async fn score(
         &self,
         samples: &[f32],
         starts: &[usize],
         win: usize,
-    ) -> Result<(Vec<Vec<f32>>, Duration, Duration), EngineError> {
+        progress: &mut Progress<'_>,
+    ) -> Result<Option<(Vec<Vec<f32>>, Duration, Duration)>, EngineError> {
         let n_labels = self.engine.labels.len();
         let mut rows = Vec::with_capacity(starts.len());
         let (mut queued, mut inference) = (Duration::ZERO, Duration::ZERO);
@@ -165,20 +168,42 @@ impl Tagger {
             queued += timed.queued;
             inference += timed.inference;
             rows.extend(timed.value.chunks(n_labels).map(<[f32]>::to_vec));
+            if progress.advance(chunk.len()).is_break() {
+                return Ok(None);
+            }
         }
-        Ok((rows, queued, inference))
+        Ok(Some((rows, queued, inference)))
     }
 
     /// Tag a mono 16 kHz signal.
     pub async fn tag(&self, samples: &[f32], opts: &TagOptions) -> Result<Timed<TagReport>, EngineError> {
+        let report = self.tag_with_progress(samples, opts, &mut |_, _| ControlFlow::Continue(())).await?;
+        // Only a callback that breaks stops a run early, and this one never does.
+        report.ok_or_else(|| EngineError::Inference { engine: self.model.clone(), message: "stopped early".into() })
+    }
+
+    /// [`Tagger::tag`] for long files run as jobs: `on_batch(windows_done, windows_total)` is
+    /// called after every model call (the timeline's windows, then the 10 s clip blocks);
+    /// returning `ControlFlow::Break` stops early (a cancelled job) and yields `None`.
+    pub async fn tag_with_progress(
+        &self,
+        samples: &[f32],
+        opts: &TagOptions,
+        on_batch: &mut (dyn FnMut(usize, usize) -> ControlFlow<()> + Send),
+    ) -> Result<Option<Timed<TagReport>>, EngineError> {
         let sr = SAMPLE_RATE as f32;
         let seconds = |s: f32| (s * sr).round() as usize;
         let (win, hop) = (seconds(opts.window).max(1), seconds(opts.hop).max(1));
         let starts = window_starts(samples.len(), win, hop);
-        let (frame_scores, q1, i1) = self.score(samples, &starts, win).await?;
         let clip_win = seconds(CLIP_SECONDS);
         let clip_starts = window_starts(samples.len(), clip_win, clip_win);
-        let (clip_scores, q2, i2) = self.score(samples, &clip_starts, clip_win).await?;
+        let mut progress = Progress { done: 0, total: starts.len() + clip_starts.len(), report: on_batch };
+        let Some((frame_scores, q1, i1)) = self.score(samples, &starts, win, &mut progress).await? else {
+            return Ok(None);
+        };
+        let Some((clip_scores, q2, i2)) = self.score(samples, &clip_starts, clip_win, &mut progress).await? else {
+            return Ok(None);
+        };
         let times: Vec<f32> =
             starts.iter().map(|&s| round3((s as f32 + win.min(samples.len()) as f32 / 2.0) / sr)).collect();
         let duration = samples.len() as f32 / sr;
@@ -193,7 +218,21 @@ impl Tagger {
             opts,
         );
         refine_events(&mut report.events, &envelope(samples, SAMPLE_RATE), opts, report.duration);
-        Ok(Timed { value: report, queued: q1 + q2, inference: i1 + i2 })
+        Ok(Some(Timed { value: report, queued: q1 + q2, inference: i1 + i2 }))
+    }
+}
+
+/// Windows scored so far out of all a tagging run will score, told to a caller's callback.
+struct Progress<'a> {
+    done: usize,
+    total: usize,
+    report: &'a mut (dyn FnMut(usize, usize) -> ControlFlow<()> + Send),
+}
+
+impl Progress<'_> {
+    fn advance(&mut self, windows: usize) -> ControlFlow<()> {
+        self.done += windows;
+        (self.report)(self.done, self.total)
     }
 }
 

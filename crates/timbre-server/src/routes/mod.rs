@@ -1,4 +1,5 @@
 pub mod health;
+pub mod jobs;
 pub mod models;
 pub mod streams;
 pub mod tag_stream;
