@@ -8,6 +8,7 @@
 
 pub mod beatnet;
 pub mod beats;
+pub mod clips;
 pub mod harmony;
 pub mod loudness;
 pub mod meter;

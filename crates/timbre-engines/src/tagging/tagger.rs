@@ -255,7 +255,12 @@ impl Tagger {
     pub async fn mean_scores(&self, samples: &[f32], max_windows: usize) -> Result<Timed<Vec<f32>>, EngineError> {
         let win = (CLIP_SECONDS * SAMPLE_RATE as f32) as usize;
         let starts = spread_starts(samples.len(), win, max_windows);
-        let (rows, queued, inference) = self.score(samples, &starts, win).await?;
+        let mut never_stop = |_: usize, _: usize| ControlFlow::Continue(());
+        let mut progress = Progress { done: 0, total: starts.len(), report: &mut never_stop };
+        let scored = self.score(samples, &starts, win, &mut progress).await?;
+        let Some((rows, queued, inference)) = scored else {
+            return Err(EngineError::Inference { engine: self.model.clone(), message: "stopped early".into() });
+        };
         let mut mean = vec![0f32; self.engine.labels.len()];
         for row in &rows {
             for (m, v) in mean.iter_mut().zip(row) {
