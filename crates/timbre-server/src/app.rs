@@ -20,7 +20,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::openapi::ApiDoc;
-use crate::routes::{health, jobs, models, streams, tag_stream, tags, ws};
+use crate::routes::{health, jobs, models, songs, streams, tag_stream, tags, ws};
 use crate::state::AppState;
 use crate::{auth, error, imports, limits, metrics};
 
@@ -62,7 +62,14 @@ pub fn api_routes(state: &AppState) -> Router<AppState> {
         .route("/v1/jobs", get(jobs::list))
         .route("/v1/jobs/noop", post(jobs::noop))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
-        .route("/v1/jobs/{id}/events", get(jobs::events));
+        .route("/v1/jobs/{id}/events", get(jobs::events))
+        .route("/v1/songs", post(songs::upload).get(songs::list))
+        .route("/v1/songs/{id}", get(songs::get).delete(songs::delete))
+        .route("/v1/songs/{id}/analysis", get(songs::analysis))
+        .route("/v1/songs/{id}/waveform", get(songs::waveform))
+        .route("/v1/songs/{id}/clips", get(songs::clip_plan))
+        // SonoTag: upload a file for later analysis.
+        .route("/upload_audio", post(songs::upload));
     if state.config.metrics_auth {
         r = r.route("/metrics", get(metrics::render));
     }

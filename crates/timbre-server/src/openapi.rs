@@ -28,6 +28,13 @@ use crate::routes;
         routes::jobs::cancel,
         routes::jobs::events,
         routes::jobs::noop,
+        routes::songs::upload,
+        routes::songs::list,
+        routes::songs::get,
+        routes::songs::analysis,
+        routes::songs::waveform,
+        routes::songs::clip_plan,
+        routes::songs::delete,
     ),
     components(schemas(crate::error::ErrorEnvelope, crate::error::ErrorBody)),
     modifiers(&Security),
@@ -38,6 +45,7 @@ use crate::routes;
         (name = "imports", description = "Media imported by URL (SSRF-checked)"),
         (name = "tagging", description = "Sound tagging: tags, timelines, events, prompt heatmaps"),
         (name = "jobs", description = "Durable jobs: status, progress events (SSE), cancellation"),
+        (name = "songs", description = "Song upload and music analysis: tempo, beats, sections, waveform, clip plans"),
     )
 )]
 pub struct ApiDoc;
