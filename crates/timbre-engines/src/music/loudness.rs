@@ -30,16 +30,22 @@ impl Biquad {
         Self([(1.0 + cos) / 2.0 / a0, -(1.0 + cos) / a0, (1.0 + cos) / 2.0 / a0, -2.0 * cos / a0, (1.0 - alpha) / a0])
     }
 
-    /// Direct form I over one channel of interleaved samples, in place into `out`.
-    fn run(&self, input: &[f64], out: &mut [f64]) {
+    /// One sample through the filter (direct form I).
+    fn step(&self, st: &mut State, x: f64) -> f64 {
         let [b0, b1, b2, a1, a2] = self.0;
-        let (mut x1, mut x2, mut y1, mut y2) = (0.0, 0.0, 0.0, 0.0);
-        for (x, y) in input.iter().zip(out.iter_mut()) {
-            let v = b0 * x + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2;
-            (x2, x1, y2, y1) = (x1, *x, y1, v);
-            *y = v;
-        }
+        let y = b0 * x + b1 * st.x1 + b2 * st.x2 - a1 * st.y1 - a2 * st.y2;
+        (st.x2, st.x1, st.y2, st.y1) = (st.x1, x, st.y1, y);
+        y
     }
+}
+
+/// A biquad's memory: the last two inputs and outputs.
+#[derive(Debug, Default, Clone, Copy)]
+struct State {
+    x1: f64,
+    x2: f64,
+    y1: f64,
+    y2: f64,
 }
 
 /// BS.1770 channel weight: 1.0 for L, R, C; 1.41 for the surrounds; the LFE of 5.1 is left out.
@@ -66,24 +72,39 @@ pub fn integrated(samples: &[f32], channels: usize, rate: u32) -> Option<f64> {
     let shelf = Biquad::high_shelf(4.0, 1.0 / 2f64.sqrt(), 1500.0, rate_f);
     let pass = Biquad::high_pass(0.5, 38.0, rate_f);
     let n_blocks = ((duration - block) / (block * 0.25)).round() as usize + 1;
-    // Mean square per channel and block (z_ij in BS.1770), via a prefix sum of squares.
-    let mut z = vec![vec![0f64; n_blocks]; channels];
-    let mut x = vec![0f64; frames];
-    let mut y = vec![0f64; frames];
-    for (c, zc) in z.iter_mut().enumerate() {
-        for (f, v) in x.iter_mut().enumerate() {
-            *v = f64::from(samples[f * channels + c]);
-        }
-        shelf.run(&x, &mut y);
-        pass.run(&y, &mut x);
-        let mut prefix = vec![0f64; frames + 1];
-        for (f, v) in x.iter().enumerate() {
-            prefix[f + 1] = prefix[f] + v * v;
-        }
-        for (j, zj) in zc.iter_mut().enumerate() {
+    // Block edges in samples, as pyloudnorm computes them; the running sum of squares of the
+    // K-weighted signal is recorded at each edge, so no filtered copy of the song is kept.
+    let edges: Vec<(usize, usize)> = (0..n_blocks)
+        .map(|j| {
             let lo = ((block * (j as f64 * 0.25)) * rate_f) as usize;
             let hi = (((block * (j as f64 * 0.25 + 1.0)) * rate_f) as usize).min(frames);
-            *zj = (prefix[hi] - prefix[lo.min(hi)]) / (block * rate_f);
+            (lo.min(hi), hi)
+        })
+        .collect();
+    let mut marks: Vec<usize> = edges.iter().flat_map(|&(lo, hi)| [lo, hi]).collect();
+    marks.sort_unstable();
+    marks.dedup();
+    // Mean square per channel and block (z_ij in BS.1770).
+    let mut z = vec![vec![0f64; n_blocks]; channels];
+    for (c, zc) in z.iter_mut().enumerate() {
+        let mut at_mark = vec![0f64; marks.len()];
+        let (mut next, mut sum) = (0, 0f64);
+        let mut shelf_state = State::default();
+        let mut pass_state = State::default();
+        for f in 0..=frames {
+            while next < marks.len() && marks[next] == f {
+                at_mark[next] = sum;
+                next += 1;
+            }
+            if f == frames {
+                break;
+            }
+            let v = pass.step(&mut pass_state, shelf.step(&mut shelf_state, f64::from(samples[f * channels + c])));
+            sum += v * v;
+        }
+        let cum = |i: usize| marks.binary_search(&i).map_or(0.0, |k| at_mark[k]);
+        for (zj, &(lo, hi)) in zc.iter_mut().zip(&edges) {
+            *zj = (cum(hi) - cum(lo)) / (block * rate_f);
         }
     }
     let block_power = |j: usize| (0..channels).map(|c| channel_weight(c, channels) * z[c][j]).sum::<f64>();
