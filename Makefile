@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export TIMBRE_CACHE ?= $(HOME)/.cache/timbre
 
-.PHONY: run test setup runtime models test-tools testdata build fmt fmt-check clippy test-only bench-http bench-tagging bench-jobs bench-stt bench-stt-serve bench-tts clean-models
+.PHONY: run test setup runtime models test-tools testdata build fmt fmt-check clippy test-only bench-http bench-tagging bench-jobs bench-stt bench-stt-serve bench-tts bench-music clean-models
 
 run: setup
 	$(CARGO) build --release --locked -p timbre
@@ -24,9 +24,11 @@ models:
 	@scripts/fetch-models
 	@scripts/train-stream-demo
 
-# The speech test set the Whisper fidelity tests read (target/testdata/speech; idempotent).
+# Test sets the fidelity and accuracy tests read (idempotent): speech (target/testdata/speech)
+# and music songs (mma + fluidsynth renders with chart truth, cached in $(TIMBRE_CACHE)/testdata/music).
 testdata:
 	@scripts/testdata/speech
+	@scripts/testdata/music short >/dev/null
 
 # Tools the tests run against (a local S3-compatible server), built once into $(TIMBRE_CACHE)/tools.
 test-tools:

@@ -5,6 +5,7 @@ pub mod ced;
 pub mod hub;
 pub mod loaders;
 pub mod manifest;
+pub mod music;
 pub mod onnx;
 pub mod registry;
 pub mod state;
@@ -12,7 +13,6 @@ pub mod stream;
 pub mod tagging;
 pub mod tts;
 pub mod vad;
-pub mod warmed;
 pub mod whisper;
 
 pub use hub::{HubClient, HubError, HubSettings, ModelEntry, ModelSource, RepoRef};

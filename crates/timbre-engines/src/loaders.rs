@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use crate::ced::CedTagger;
 use crate::manifest::Manifest;
+use crate::music::beatnet::BeatNet;
 use crate::registry::{Engine, Loader};
 use crate::state::ModelState;
 use crate::stream::StreamClassifier;
 use crate::tagging::Tagger;
 use crate::tts;
 use crate::vad::SileroVad;
-use crate::warmed::WarmedOnnx;
 use crate::whisper::Transcriber;
 
 /// Engine settings taken from the process configuration.
@@ -70,7 +70,7 @@ impl Loader for FamilyLoader {
                 warm_up(&speaker)?;
                 Ok(Arc::new(speaker))
             }
-            "beatnet" => Ok(Arc::new(WarmedOnnx::load(manifest, threads, progress)?)),
+            "beatnet" => Ok(Arc::new(BeatNet::load(manifest, progress)?)),
             "whisper" => {
                 let workers = if self.settings.stt_workers == 0 { cores() } else { self.settings.stt_workers };
                 let threads = if threads == 0 { cores() } else { threads };

@@ -21,7 +21,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::openapi::ApiDoc;
 use crate::routes::{
-    health, jobs, models, speech, streams, stt_stream, tag_stream, tags, transcriptions, tts_stream, ws,
+    health, jobs, models, songs, speech, streams, stt_stream, tag_stream, tags, transcriptions, tts_stream, ws,
 };
 use crate::state::AppState;
 use crate::{auth, error, imports, limits, metrics};
@@ -76,7 +76,15 @@ pub fn api_routes(state: &AppState) -> Router<AppState> {
         .route("/v1/stt/stream", get(stt_stream::stt_stream))
         .route("/v1/realtime", get(stt_stream::realtime))
         // Hana's live-transcription socket.
-        .route("/ws/echo", get(stt_stream::stt_stream));
+        .route("/ws/echo", get(stt_stream::stt_stream))
+        // Songs: upload, analysis (an `analyze_song` job), waveform, beat-aligned clip plans.
+        .route("/v1/songs", post(songs::upload).get(songs::list))
+        .route("/v1/songs/{id}", get(songs::get).delete(songs::delete))
+        .route("/v1/songs/{id}/analysis", get(songs::analysis))
+        .route("/v1/songs/{id}/waveform", get(songs::waveform))
+        .route("/v1/songs/{id}/clips", get(songs::clip_plan))
+        // SonoTag: upload a file for later analysis.
+        .route("/upload_audio", post(songs::upload));
     if state.config.metrics_auth {
         r = r.route("/metrics", get(metrics::render));
     }

@@ -35,6 +35,13 @@ use crate::routes;
         routes::transcriptions::translations,
         routes::stt_stream::stt_stream,
         routes::stt_stream::realtime,
+        routes::songs::upload,
+        routes::songs::list,
+        routes::songs::get,
+        routes::songs::analysis,
+        routes::songs::waveform,
+        routes::songs::clip_plan,
+        routes::songs::delete,
     ),
     components(schemas(crate::error::ErrorEnvelope, crate::error::ErrorBody, routes::speech::SpeechRequest)),
     modifiers(&Security),
@@ -47,6 +54,7 @@ use crate::routes;
         (name = "jobs", description = "Durable jobs: status, progress events (SSE), cancellation"),
         (name = "speech", description = "Text-to-speech: OpenAI's speech API, voices, text-in WebSocket streaming"),
         (name = "speech-to-text", description = "Transcription and translation (OpenAI-compatible), live over WebSocket"),
+        (name = "songs", description = "Song upload and music analysis: tempo, beats, sections, waveform, clip plans"),
     )
 )]
 pub struct ApiDoc;

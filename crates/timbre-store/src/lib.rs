@@ -7,6 +7,7 @@
 
 pub mod blob;
 pub mod db;
+pub mod songs;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ pub use blob::{
     validate_key,
 };
 pub use db::{Db, DbError, DbKind, redact_url};
+pub use songs::{NewSong, Song};
 
 /// What the storage layer needs to know, filled by the caller (the server maps its `Config`).
 #[derive(Clone)]

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use common::PgSchema;
 use timbre_store::{Db, DbError, DbKind, Store, StoreSettings};
 
-/// Tables the migrations create (blobs and meta, then the job queue), plus sqlx's bookkeeping.
-const TABLES: [&str; 4] = ["_sqlx_migrations", "blobs", "meta", "jobs"];
+/// Tables the migrations create (blobs and meta, the job queue, songs), plus sqlx's bookkeeping.
+const TABLES: [&str; 5] = ["_sqlx_migrations", "blobs", "meta", "jobs", "songs"];
 
 async fn tables(db: &Db) -> Vec<String> {
     match db {
@@ -67,6 +67,43 @@ async fn insert_blob(db: &Db, key: &str, size: i64, sha256: Option<&str>) -> Res
     result.map_err(|e| e.to_string())
 }
 
+/// Songs: insert, read, page newest first, store an analysis (JSON round trip), delete.
+async fn songs_suite(db: &Db) {
+    use timbre_store::NewSong;
+    let new = |i: usize| NewSong {
+        id: format!("song{i}"),
+        filename: Some(format!("s{i}.mp3")),
+        content_type: Some("audio/mpeg".into()),
+        bytes: 1000 + i as i64,
+        original_key: format!("songs/song{i}/original.mp3"),
+        job_id: format!("job{i}"),
+    };
+    for i in 0..5 {
+        let s = db.song_insert(&new(i)).await.unwrap();
+        assert_eq!((s.id.as_str(), s.bytes, s.analyzed_at), (format!("song{i}").as_str(), 1000 + i as i64, None));
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let got = db.song_get("song2").await.unwrap().unwrap();
+    assert_eq!((got.filename.as_deref(), got.job_id.as_deref()), (Some("s2.mp3"), Some("job2")));
+    assert!(db.song_get("nope").await.unwrap().is_none());
+    let page1 = db.song_list(2, None).await.unwrap();
+    assert_eq!(page1.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["song4", "song3"]);
+    let last = page1.last().map(|s| (s.created_at, s.id.clone()));
+    let page2 = db.song_list(10, last).await.unwrap();
+    assert_eq!(page2.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["song2", "song1", "song0"]);
+    assert_eq!(db.song_analysis("song1").await.unwrap(), None);
+    let json = r#"{"bpm":120.5,"beats":[0.5,1.0]}"#;
+    assert!(db.song_set_analysis("song1", json, 81.0, 120.5).await.unwrap());
+    let back: serde_json::Value = serde_json::from_str(&db.song_analysis("song1").await.unwrap().unwrap()).unwrap();
+    assert_eq!(back, serde_json::json!({"bpm": 120.5, "beats": [0.5, 1.0]}));
+    let s1 = db.song_get("song1").await.unwrap().unwrap();
+    assert_eq!((s1.duration, s1.bpm), (Some(81.0), Some(120.5)));
+    assert!(s1.analyzed_at.is_some());
+    assert!(db.song_delete("song1").await.unwrap());
+    assert!(!db.song_delete("song1").await.unwrap());
+    assert!(!db.song_set_analysis("song1", json, 1.0, 1.0).await.unwrap(), "a deleted song takes no analysis");
+}
+
 async fn db_suite(db: &Db) {
     // Nothing exists before migrating.
     assert!(
@@ -87,6 +124,8 @@ async fn db_suite(db: &Db) {
             tables(db).await
         );
     }
+
+    songs_suite(db).await;
 
     // Idempotent: a second run applies nothing and changes nothing.
     db.migrate().await.unwrap();

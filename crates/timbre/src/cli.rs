@@ -40,8 +40,9 @@ pub enum Command {
     Speak(crate::speak_cmd::SpeakArgs),
     /// Tag sounds in audio files without a server.
     Tag(crate::tag_cmd::TagArgs),
-    /// Analyze a song without a server (not yet available).
-    Analyze,
+    /// Analyze songs without a server: tempo, beats, downbeats, meter, sections, loudness,
+    /// genre and mood.
+    Analyze(crate::analyze_cmd::AnalyzeArgs),
     /// Generate audio (not yet available).
     Generate,
 }

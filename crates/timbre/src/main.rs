@@ -1,5 +1,6 @@
 //! `timbre`: one binary for the server, the workers and the offline tools.
 
+mod analyze_cmd;
 mod cli;
 mod models_cmd;
 mod serve_cmd;
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
         Command::Transcribe(args) => transcribe_cmd::run(args),
         Command::Speak(args) => speak_cmd::run(args),
         Command::Tag(args) => tag_cmd::run(args),
-        Command::Analyze => cli::not_yet("analyze", "music analysis"),
+        Command::Analyze(args) => analyze_cmd::run(args),
         Command::Generate => cli::not_yet("generate", "audio generation"),
     }
 }

@@ -40,7 +40,7 @@ pub struct TagArgs {
     pub config: ConfigArgs,
 }
 
-fn find_model(dir: &std::path::Path, name: Option<&str>) -> Result<Manifest, String> {
+pub(crate) fn find_model(dir: &std::path::Path, name: Option<&str>) -> Result<Manifest, String> {
     let found = manifest::discover(dir)
         .map_err(|e| format!("cannot read {}: {e} (run scripts/fetch-models)", dir.display()))?;
     found

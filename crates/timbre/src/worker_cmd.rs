@@ -45,9 +45,10 @@ async fn work(config: timbre_server::Config) -> Result<(), String> {
     let mut shutdown = Box::pin(shutdown_signal()?);
     let registry = Registry::new();
     // Unknown kinds fail the start, before anything is loaded or connected.
-    let handlers = jobs::handlers(&registry).only(&config.job_kinds)?;
+    let store_handle = storage::StoreHandle::default();
+    let handlers = jobs::handlers(&registry, &store_handle).only(&config.job_kinds)?;
     start_models(&config, Arc::clone(&registry));
-    let store = storage::StoreHandle::default().connect_forever(storage::settings(&config), Arc::clone(&registry));
+    let store = store_handle.connect_forever(storage::settings(&config), Arc::clone(&registry));
     let store = tokio::select! {
         store = store => store,
         () = &mut shutdown => {

@@ -236,6 +236,42 @@ impl Progress<'_> {
     }
 }
 
+/// Up to `max` window starts spread evenly from the signal's start to its end (one window for a
+/// signal shorter than `win`).
+pub fn spread_starts(len: usize, win: usize, max: usize) -> Vec<usize> {
+    if len <= win || max <= 1 {
+        return vec![len.saturating_sub(win) / 2];
+    }
+    let n = max.min(len.div_ceil(win));
+    if n <= 1 {
+        return vec![(len - win) / 2];
+    }
+    (0..n).map(|i| i * (len - win) / (n - 1)).collect()
+}
+
+impl Tagger {
+    /// Mean label scores over at most `max_windows` 10-second windows spread over the signal: a
+    /// whole-song average (genre, mood) at a bounded cost, whatever the song's length.
+    pub async fn mean_scores(&self, samples: &[f32], max_windows: usize) -> Result<Timed<Vec<f32>>, EngineError> {
+        let win = (CLIP_SECONDS * SAMPLE_RATE as f32) as usize;
+        let starts = spread_starts(samples.len(), win, max_windows);
+        let mut never_stop = |_: usize, _: usize| ControlFlow::Continue(());
+        let mut progress = Progress { done: 0, total: starts.len(), report: &mut never_stop };
+        let scored = self.score(samples, &starts, win, &mut progress).await?;
+        let Some((rows, queued, inference)) = scored else {
+            return Err(EngineError::Inference { engine: self.model.clone(), message: "stopped early".into() });
+        };
+        let mut mean = vec![0f32; self.engine.labels.len()];
+        for row in &rows {
+            for (m, v) in mean.iter_mut().zip(row) {
+                *m += v;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= rows.len().max(1) as f32);
+        Ok(Timed { value: mean, queued, inference })
+    }
+}
+
 /// One window's top labels and prompt scores, for live streams.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LiveTags {
@@ -383,6 +419,13 @@ pub fn build_report(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spread_windows_span_the_song() {
+        assert_eq!(spread_starts(50, 100, 6), vec![0], "short: one window");
+        assert_eq!(spread_starts(1000, 100, 4), vec![0, 300, 600, 900]);
+        assert_eq!(spread_starts(250, 100, 6), vec![0, 75, 150], "no more windows than fit");
+    }
 
     #[test]
     fn windows_cover_the_signal_to_its_end() {

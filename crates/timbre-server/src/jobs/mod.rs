@@ -13,6 +13,7 @@
 //!    [`submit::Submitted`] renders the 202 answer.
 
 pub mod analyze_audio;
+pub mod analyze_song;
 pub mod submit;
 pub mod view;
 
@@ -27,13 +28,18 @@ use tokio::sync::{Mutex, OnceCell};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::storage::StoreHandle;
 
 /// The health component the queue reports under.
 pub const COMPONENT: &str = "jobs";
 
-/// Every job kind this build runs. Capabilities add theirs here.
-pub fn handlers(registry: &Arc<Registry>) -> Handlers {
-    Handlers::new().with(Noop).with(analyze_audio::AnalyzeAudio::new(Arc::clone(registry)))
+/// Every job kind this build runs. Capabilities add theirs here. `store` may still be
+/// connecting (handlers that write rows retry until it is).
+pub fn handlers(registry: &Arc<Registry>, store: &StoreHandle) -> Handlers {
+    Handlers::new()
+        .with(Noop)
+        .with(analyze_audio::AnalyzeAudio::new(Arc::clone(registry)))
+        .with(analyze_song::AnalyzeSong::new(Arc::clone(registry), store.clone()))
 }
 
 pub fn queue_settings(config: &Config) -> QueueSettings {
@@ -105,7 +111,7 @@ pub async fn attach(state: &AppState, store: &Store) -> Result<(), String> {
         tracing::info!("no in-process job workers (workers = 0): this replica only serves the API");
         return Ok(());
     }
-    let handlers = handlers(&state.registry).only(&state.config.job_kinds)?;
+    let handlers = handlers(&state.registry, &state.store).only(&state.config.job_kinds)?;
     let worker =
         Worker::start(queue, handlers, Arc::clone(&store.blobs), worker_settings(&state.config, &state.registry));
     state.jobs.run(worker).await;

@@ -1,6 +1,7 @@
 pub mod health;
 pub mod jobs;
 pub mod models;
+pub mod songs;
 pub mod speech;
 pub mod streams;
 pub mod stt_stream;

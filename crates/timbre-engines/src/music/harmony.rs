@@ -1,0 +1,167 @@
+//! Slow spectral features for meter and structure: chroma (which pitch classes sound) and MFCCs
+//! (timbre), from one long-window STFT, then averaged between beats or bars.
+
+use super::{Error, SAMPLE_RATE};
+
+/// 186 ms windows: long enough to tell semitones apart above ~100 Hz.
+pub const N_FFT: usize = 4096;
+pub const HOP: usize = 2048;
+const N_MELS: usize = 40;
+pub const N_MFCC: usize = 13;
+const CHROMA_MIN_HZ: f64 = 65.0;
+const CHROMA_MAX_HZ: f64 = 4200.0;
+const TOP_DB: f32 = 80.0;
+
+/// Per STFT frame: 12 chroma values (max-normalised) and `N_MFCC` coefficients.
+#[derive(Debug, Clone, Default)]
+pub struct Frames {
+    pub chroma: Vec<[f32; 12]>,
+    pub mfcc: Vec<[f32; N_MFCC]>,
+}
+
+impl Frames {
+    /// Time (s) of frame `i`'s centre.
+    pub fn time(i: usize) -> f64 {
+        (i * HOP) as f64 / f64::from(SAMPLE_RATE)
+    }
+}
+
+/// Orthonormal DCT-II of `x`, first `k` coefficients (scipy `dct(type=2, norm="ortho")`).
+pub fn dct2_ortho(x: &[f32], k: usize) -> Vec<f32> {
+    let n = x.len() as f64;
+    (0..k)
+        .map(|i| {
+            let s: f64 = x
+                .iter()
+                .enumerate()
+                .map(|(j, &v)| {
+                    f64::from(v) * (std::f64::consts::PI * i as f64 * (2.0 * j as f64 + 1.0) / (2.0 * n)).cos()
+                })
+                .sum();
+            let scale = if i == 0 { (1.0 / n).sqrt() } else { (2.0 / n).sqrt() };
+            (s * scale) as f32
+        })
+        .collect()
+}
+
+/// MFCCs as `librosa.feature.mfcc(y, sr, n_mfcc, n_fft, hop_length, n_mels)`: Slaney mel power,
+/// dB with an 80 dB floor under the loudest value, orthonormal DCT-II.
+pub fn mfcc(power: &[f32], frames: usize) -> Vec<[f32; N_MFCC]> {
+    let bins = N_FFT / 2 + 1;
+    let fb = timbre_audio::mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS);
+    let mut db = vec![0f32; frames * N_MELS];
+    for t in 0..frames {
+        let spec = &power[t * bins..(t + 1) * bins];
+        for m in 0..N_MELS {
+            let e: f32 = fb[m * bins..(m + 1) * bins].iter().zip(spec).map(|(a, b)| a * b).sum();
+            db[t * N_MELS + m] = 10.0 * e.max(1e-10).log10();
+        }
+    }
+    let top = db.iter().copied().fold(f32::MIN, f32::max);
+    db.iter_mut().for_each(|v| *v = v.max(top - TOP_DB));
+    (0..frames)
+        .map(|t| {
+            let c = dct2_ortho(&db[t * N_MELS..(t + 1) * N_MELS], N_MFCC);
+            let mut out = [0f32; N_MFCC];
+            out.copy_from_slice(&c);
+            out
+        })
+        .collect()
+}
+
+/// Pitch class (0 = C) of each FFT bin inside the chroma range, or `None`.
+fn bin_classes() -> Vec<Option<usize>> {
+    (0..=N_FFT / 2)
+        .map(|b| {
+            let f = b as f64 * f64::from(SAMPLE_RATE) / N_FFT as f64;
+            (CHROMA_MIN_HZ..=CHROMA_MAX_HZ)
+                .contains(&f)
+                .then(|| ((12.0 * (f / 440.0).log2() + 69.0).round() as i64).rem_euclid(12) as usize)
+        })
+        .collect()
+}
+
+pub fn frames(samples: &[f32]) -> Result<Frames, Error> {
+    let (power, n) = timbre_audio::power_spectrogram(samples, N_FFT, HOP)?;
+    let bins = N_FFT / 2 + 1;
+    let classes = bin_classes();
+    let chroma = (0..n)
+        .map(|t| {
+            let mut c = [0f32; 12];
+            for (p, class) in power[t * bins..(t + 1) * bins].iter().zip(&classes) {
+                if let Some(k) = class {
+                    // Magnitude, compressed: loud bass notes should not drown the chord.
+                    c[*k] += p.sqrt().powf(0.5);
+                }
+            }
+            let max = c.iter().copied().fold(0.0, f32::max);
+            if max > 0.0 {
+                c.iter_mut().for_each(|v| *v /= max);
+            }
+            c
+        })
+        .collect();
+    Ok(Frames { chroma, mfcc: mfcc(&power, n) })
+}
+
+/// Mean of the frames whose centre lies in each `[edges[i], edges[i+1])`; an interval shorter
+/// than a frame takes the nearest frame.
+pub fn average<const N: usize>(frames: &[[f32; N]], edges: &[f64]) -> Vec<[f32; N]> {
+    let hop_s = Frames::time(1);
+    edges
+        .windows(2)
+        .map(|w| {
+            let first = ((w[0] / hop_s).ceil().max(0.0) as usize).min(frames.len().saturating_sub(1));
+            let last = ((w[1] / hop_s).ceil().max(0.0) as usize).min(frames.len()).max(first + 1);
+            let mut out = [0f32; N];
+            let span = &frames[first.min(frames.len().saturating_sub(1))..last.min(frames.len())];
+            for f in span {
+                for (o, v) in out.iter_mut().zip(f) {
+                    *o += v;
+                }
+            }
+            out.iter_mut().for_each(|o| *o /= span.len().max(1) as f32);
+            out
+        })
+        .collect()
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na * nb) }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_major_triad_lights_its_three_classes() {
+        let sr = f64::from(SAMPLE_RATE);
+        let x: Vec<f32> = (0..SAMPLE_RATE as usize)
+            .map(|i| {
+                let t = i as f64 / sr;
+                [440.0, 554.37, 659.26].iter().map(|f| (2.0 * std::f64::consts::PI * f * t).sin()).sum::<f64>() as f32
+                    * 0.2
+            })
+            .collect();
+        let f = frames(&x).unwrap();
+        let c = f.chroma[f.chroma.len() / 2];
+        let mut order: Vec<usize> = (0..12).collect();
+        order.sort_by(|&a, &b| c[b].total_cmp(&c[a]));
+        let mut top: Vec<usize> = order[..3].to_vec();
+        top.sort();
+        assert_eq!(top, vec![1, 4, 9], "C#, E, A: {c:?}");
+    }
+
+    #[test]
+    fn averaging_between_edges() {
+        let frames = vec![[1.0f32], [3.0], [5.0], [7.0]];
+        let hop = Frames::time(1);
+        let avg = average(&frames, &[0.0, 2.0 * hop, 4.0 * hop]);
+        assert_eq!(avg, vec![[2.0], [6.0]]);
+    }
+}

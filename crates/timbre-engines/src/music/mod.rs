@@ -1,0 +1,459 @@
+//! Song analysis: tempo, beats, downbeats and meter, sections, energy per beat, integrated
+//! loudness, waveform peaks, and genre and mood from the AudioSet tagger.
+//!
+//! Rhythm is pure DSP (spectral-flux onsets → autocorrelation tempo with octave correction →
+//! HMM/Viterbi beat tracking → downbeats from harmonic change and bass); why not BeatNet is in
+//! docs/benchmarks.md ("Music analysis"). Each stage reports progress and checks for
+//! cancellation before it starts.
+
+pub mod beatnet;
+pub mod beats;
+pub mod clips;
+pub mod harmony;
+pub mod loudness;
+pub mod meter;
+pub mod metrics;
+pub mod onset;
+#[cfg(test)]
+mod reference_tests;
+pub mod sections;
+pub mod tags;
+pub mod tempo;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use timbre_audio::{AudioError, Decoded, PeakBits, Peaks};
+
+pub use sections::Section;
+pub use tags::Label;
+
+use crate::actor::EngineError;
+use crate::tagging::Tagger;
+use beatnet::BeatNet;
+
+/// Rate of every rhythm and harmony feature.
+pub const SAMPLE_RATE: u32 = 22_050;
+/// Onset frame hop: ~100 frames per second.
+pub const FPS_HOP: usize = 221;
+/// BeatNet listens to this many excerpts of this length (see [`excerpts`]).
+const NET_EXCERPTS: usize = 2;
+const NET_EXCERPT_SECONDS: f64 = 8.0;
+/// Flux's share of the beat activation where BeatNet's is present: enough to carry the beat
+/// between excerpts, below BeatNet's confident peaks inside them.
+const FLUX_WEIGHT: f32 = 0.6;
+/// Waveform overview resolution.
+pub const PEAKS_PER_SECOND: u32 = 50;
+/// Shortest song worth analysing (a few bars at a slow tempo).
+pub const MIN_SECONDS: f64 = 3.0;
+/// Windows the tagger scores for genre and mood (10 s each, spread over the song).
+const TAG_WINDOWS: usize = 6;
+/// Peak level (dBFS) under which a file counts as silent.
+const SILENT_DBFS: f32 = -60.0;
+
+pub fn fps() -> f64 {
+    f64::from(SAMPLE_RATE) / FPS_HOP as f64
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Audio(#[from] AudioError),
+    #[error("the audio is silent (peak below {SILENT_DBFS} dBFS): nothing to analyse")]
+    Silent,
+    #[error("the audio is {seconds:.1} s long; analysis needs at least {MIN_SECONDS} s")]
+    TooShort { seconds: f64 },
+    #[error("no beat found: the audio has no steady pulse")]
+    NoPulse,
+    #[error("analysis cancelled")]
+    Cancelled,
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("analysis worker failed: {0}")]
+    Internal(String),
+}
+
+/// Everything `GET /v1/songs/{id}/analysis` returns except the waveform link, which the server
+/// adds. Times in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub duration: f64,
+    pub sample_rate: u32,
+    pub bpm: f64,
+    pub bpm_confidence: f64,
+    pub beats: Vec<f64>,
+    pub downbeats: Vec<f64>,
+    pub time_signature: String,
+    pub sections: Vec<Section>,
+    /// RMS level of each beat (beat to next beat), scaled so the loudest beat is 1.
+    pub energy: Vec<f32>,
+    /// EBU R128 integrated loudness, LUFS.
+    pub loudness_lufs: f64,
+    pub genre: Vec<Label>,
+    pub mood: Vec<Label>,
+}
+
+/// An analysis and the waveform overview (stored apart: it is much larger).
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub analysis: Analysis,
+    pub peaks: Peaks,
+}
+
+/// Stage names, in order, as progress reports them.
+pub const STAGES: [&str; 6] = ["decode", "rhythm", "meter", "sections", "loudness", "tags"];
+
+/// Progress and cancellation, supplied by whoever runs the analysis (a job, the CLI).
+#[derive(Clone)]
+pub struct Hooks {
+    /// (stage, overall fraction 0..1) at the start of each stage, and ("done", 1.0).
+    pub progress: ProgressFn,
+    pub cancelled: CancelledFn,
+}
+
+pub type ProgressFn = Arc<dyn Fn(&str, f32) + Send + Sync>;
+pub type CancelledFn = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// BeatNet's beat and downbeat activations on the onset grid, and the frame spans they cover.
+struct NetActivations {
+    beat: Vec<f32>,
+    downbeat: Vec<f32>,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Self { progress: Arc::new(|_, _| {}), cancelled: Arc::new(|| false) }
+    }
+}
+
+impl Hooks {
+    fn stage(&self, name: &str) -> Result<(), Error> {
+        if (self.cancelled)() {
+            return Err(Error::Cancelled);
+        }
+        let i = STAGES.iter().position(|s| *s == name).unwrap_or(0);
+        (self.progress)(name, i as f32 / STAGES.len() as f32);
+        Ok(())
+    }
+}
+
+/// Beats and tempo of a mono signal at [`SAMPLE_RATE`], with the onset envelopes they came from.
+pub struct Rhythm {
+    pub beats: Vec<f64>,
+    pub bpm: f64,
+    pub confidence: f64,
+    pub onsets: onset::Onsets,
+    /// BeatNet's downbeat activation on the onset frame grid, when BeatNet ran.
+    pub downbeat: Option<Vec<f32>>,
+}
+
+/// Linear interpolation of a `from_fps` series onto `n` frames at `to_fps`.
+fn regrid(x: &[f32], from_fps: f64, to_fps: f64, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|t| {
+            let pos = t as f64 * from_fps / to_fps;
+            let (i, frac) = (pos.floor() as usize, (pos - pos.floor()) as f32);
+            match (x.get(i), x.get(i + 1)) {
+                (Some(a), Some(b)) => a + (b - a) * frac,
+                (Some(a), None) => *a,
+                _ => 0.0,
+            }
+        })
+        .collect()
+}
+
+/// Beat activation from spectral flux alone (no BeatNet): detrended, scaled so the strongest
+/// 5 % of onsets saturate.
+fn flux_activation(onsets: &onset::Onsets, fps: f64) -> Vec<f32> {
+    let flux = onset::detrend(&onsets.flux, (0.25 * fps) as usize);
+    let mut sorted: Vec<f32> = flux.iter().copied().filter(|v| *v > 0.0).collect();
+    sorted.sort_by(f32::total_cmp);
+    let scale = sorted.get(sorted.len() * 95 / 100).copied().unwrap_or(1.0).max(1e-6);
+    flux.iter().map(|v| (v / scale).min(1.0)).collect()
+}
+
+/// Stretches of the song BeatNet listens to, as (first, end) onset frames: up to
+/// [`NET_EXCERPTS`] windows of [`NET_EXCERPT_SECONDS`] centred at 30 % and 70 % of the song (past
+/// the intro, before the outro), or the whole song when it is short. BeatNet runs frame by frame
+/// (tens of microseconds a frame); excerpts keep its cost fixed whatever the song's length.
+fn excerpts(frames: usize, fps: f64) -> Vec<(usize, usize)> {
+    let len = (NET_EXCERPT_SECONDS * fps) as usize;
+    if frames <= len * NET_EXCERPTS {
+        return vec![(0, frames)];
+    }
+    [0.3, 0.7]
+        .iter()
+        .take(NET_EXCERPTS)
+        .map(|c| {
+            let start = ((frames as f64 * c) as usize).saturating_sub(len / 2).min(frames - len);
+            (start, start + len)
+        })
+        .collect()
+}
+
+/// BeatNet's ensemble activations on the excerpts, on the onset frame grid (zero elsewhere and in
+/// each excerpt's first second, while the LSTM settles).
+fn net_activations(net: &BeatNet, mono: &[f32], n: usize, fps: f64) -> Result<NetActivations, Error> {
+    let (mut beat, mut down) = (vec![0f32; n], vec![0f32; n]);
+    let mut used = Vec::new();
+    let settle = fps as usize;
+    for (a, b) in excerpts(n, fps) {
+        let s0 = (a * FPS_HOP).min(mono.len());
+        let s1 = (b * FPS_HOP).min(mono.len());
+        let acts = net.activations(&mono[s0..s1])?;
+        let (bg, dg) =
+            (regrid(&acts.beat, beatnet::fps(), fps, b - a), regrid(&acts.downbeat, beatnet::fps(), fps, b - a));
+        let from = if a == 0 { 0 } else { settle.min(b - a) };
+        beat[a + from..b].copy_from_slice(&bg[from..]);
+        down[a + from..b].copy_from_slice(&dg[from..]);
+        used.push((a + from, b));
+    }
+    Ok(NetActivations { beat, downbeat: down, spans: used })
+}
+
+/// The metrical level BeatNet hears among the flux period's octaves: BeatNet fires only on the
+/// beats listeners tap, so the level's pulse is as strong as its double's while the half level's
+/// is weak. The fastest candidate with at least half the strongest pulse wins.
+fn choose_level(flux_period: f64, net_beat: &[f32], spans: &[(usize, usize)], fps: f64) -> f64 {
+    let candidates: Vec<f64> = [0.5, 1.0, 2.0]
+        .iter()
+        .map(|k| flux_period * k)
+        .filter(|&p| (tempo::MIN_BPM..=tempo::MAX_BPM).contains(&(60.0 * fps / p)))
+        .collect();
+    let max_lag = (2.5 * flux_period) as usize + 2;
+    let mut pulses = vec![0f32; candidates.len()];
+    for &(a, b) in spans {
+        let ac = tempo::autocorrelation(&onset::detrend(&net_beat[a..b], (0.25 * fps) as usize), max_lag);
+        for (p, &lag) in pulses.iter_mut().zip(&candidates) {
+            *p += tempo::pulse(&ac, lag);
+        }
+    }
+    let best = pulses.iter().copied().fold(0.0, f32::max);
+    if best <= 0.0 {
+        return flux_period;
+    }
+    candidates.iter().zip(&pulses).find(|(_, p)| **p >= 0.5 * best).map_or(flux_period, |(c, _)| *c)
+}
+
+/// Tempo and beats: spectral-flux onsets → global period (autocorrelation) → the metrical level
+/// (BeatNet on excerpts, else the flux octave rules) → HMM beat tracking within ±45 % of that
+/// level (room for real tempo changes, none for octave jumps) on the flux activation, where
+/// BeatNet's own activation anchors the phase in its excerpts → each beat moved onto its onset's
+/// flux peak for timing finer than a frame.
+pub fn rhythm(mono: &[f32], beatnet: Option<&BeatNet>) -> Result<Rhythm, Error> {
+    let onsets = onset::onsets(mono)?;
+    let fps = fps();
+    let n = onsets.frames();
+    let flux_act = flux_activation(&onsets, fps);
+    let flux_period = tempo::beat_period(&flux_act, fps).ok_or(Error::NoPulse)?;
+    let (period, act, downbeat) = match beatnet {
+        Some(net) => {
+            let net = net_activations(net, mono, n, fps)?;
+            let period = choose_level(flux_period, &net.beat, &net.spans, fps);
+            let act: Vec<f32> = flux_act.iter().zip(&net.beat).map(|(f, b)| (FLUX_WEIGHT * f).max(*b)).collect();
+            (period, act, Some(net.downbeat))
+        }
+        None => (flux_period, flux_act, None),
+    };
+    let mut frames = beats::track(&act, (period / 1.45).floor() as usize, (period * 1.45).ceil() as usize);
+    beats::trim_silent_ends(&mut frames, |t| onset::local_max(&onsets.flux, t, 5));
+    let region = ((period / 16.0).round() as usize).max(2);
+    let on_act = beats::snap_to_onsets(&frames, &act, region);
+    let snapped = beats::snap_to_onsets(&on_act, &onsets.flux, 3);
+    let mut times: Vec<f64> = snapped.iter().map(|&t| beats::refine(&onsets.flux, t) / fps).collect();
+    times.dedup_by(|a, b| (*a - *b).abs() < 1e-6);
+    if times.len() < 2 {
+        return Err(Error::NoPulse);
+    }
+    let (bpm, confidence) = tempo::tempo_from_beats(&times);
+    Ok(Rhythm { beats: times, bpm, confidence, onsets, downbeat })
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// RMS between consecutive beats (the last beat runs one median interval), max-normalised.
+fn beat_energy(mono: &[f32], beats: &[f64]) -> Vec<f32> {
+    let sr = f64::from(SAMPLE_RATE);
+    let typical = beats.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max).min(2.0);
+    let rms: Vec<f32> = beats
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            let end = beats.get(i + 1).copied().unwrap_or(b + typical);
+            let (lo, hi) = (((b * sr) as usize).min(mono.len()), ((end * sr) as usize).min(mono.len()));
+            if hi <= lo {
+                return 0.0;
+            }
+            (mono[lo..hi].iter().map(|v| v * v).sum::<f32>() / (hi - lo) as f32).sqrt()
+        })
+        .collect();
+    let max = rms.iter().copied().fold(0.0, f32::max);
+    rms.iter().map(|v| if max > 0.0 { (v / max * 1000.0).round() / 1000.0 } else { 0.0 }).collect()
+}
+
+/// The DSP part of the analysis (everything but genre and mood) of a decoded file.
+pub fn analyze_decoded(decoded: &Decoded, beatnet: Option<&BeatNet>, hooks: &Hooks) -> Result<Report, Error> {
+    let duration = decoded.duration_s;
+    if duration < MIN_SECONDS {
+        return Err(Error::TooShort { seconds: duration });
+    }
+    let native = decoded.to_mono();
+    let peak = native.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    if peak <= 10f32.powf(SILENT_DBFS / 20.0) {
+        return Err(Error::Silent);
+    }
+    let mono = timbre_audio::resample(&native, decoded.sample_rate, SAMPLE_RATE)?;
+    hooks.stage("rhythm")?;
+    let rhythm = rhythm(&mono, beatnet)?;
+    hooks.stage("meter")?;
+    let harmony = harmony::frames(&mono)?;
+    let mut edges = rhythm.beats.clone();
+    let last_gap = edges.windows(2).last().map_or(0.5, |w| w[1] - w[0]);
+    edges.push(edges.last().copied().unwrap_or(0.0) + last_gap);
+    let beat_chroma = harmony::average(&harmony.chroma, &edges);
+    let fps = fps();
+    let low_at: Vec<f32> =
+        rhythm.beats.iter().map(|b| onset::local_max(&rhythm.onsets.low, (b * fps).round() as usize, 3)).collect();
+    let net_down: Option<Vec<f32>> = rhythm
+        .downbeat
+        .as_ref()
+        .map(|d| rhythm.beats.iter().map(|b| onset::local_max(d, (b * fps).round() as usize, 2)).collect());
+    let (beats_per_bar, down_idx) =
+        meter::downbeats(&meter::downbeat_evidence(&beat_chroma, &low_at, net_down.as_deref()));
+    let downbeats: Vec<f64> = down_idx.iter().map(|&i| rhythm.beats[i]).collect();
+    hooks.stage("sections")?;
+    let mut bar_starts: Vec<f64> = downbeats.clone();
+    if let (Some(&last_i), Some(&first)) = (down_idx.last(), downbeats.first()) {
+        let bar = last_gap * beats_per_bar as f64;
+        let end = rhythm.beats.get(last_i + beats_per_bar).copied().unwrap_or(rhythm.beats[last_i] + bar);
+        bar_starts.push(end.min(duration));
+        let _ = first;
+    }
+    let bar_vectors = bar_features(&harmony, &bar_starts);
+    let sections = sections::sections(&bar_starts, &bar_vectors, round3(duration));
+    let energy = beat_energy(&mono, &rhythm.beats);
+    hooks.stage("loudness")?;
+    let loudness = loudness::integrated(&decoded.samples, usize::from(decoded.channels), decoded.sample_rate)
+        .ok_or(Error::Silent)?;
+    let spp = (decoded.sample_rate / PEAKS_PER_SECOND).max(1);
+    let peaks = timbre_audio::waveform_peaks(&native, decoded.sample_rate, spp, PeakBits::Eight)?;
+    let analysis = Analysis {
+        duration: round3(duration),
+        sample_rate: decoded.sample_rate,
+        bpm: (rhythm.bpm * 100.0).round() / 100.0,
+        bpm_confidence: round3(rhythm.confidence),
+        beats: rhythm.beats.iter().map(|&b| round3(b)).collect(),
+        downbeats: downbeats.iter().map(|&b| round3(b)).collect(),
+        time_signature: format!("{beats_per_bar}/4"),
+        sections: sections
+            .into_iter()
+            .map(|s| Section { start: round3(s.start), end: round3(s.end), label: s.label })
+            .collect(),
+        energy,
+        loudness_lufs: (loudness * 10.0).round() / 10.0,
+        genre: Vec::new(),
+        mood: Vec::new(),
+    };
+    Ok(Report { analysis, peaks })
+}
+
+/// One vector per bar: chroma (weight 1) and MFCC 1–12 standardised across bars (weight 0.5),
+/// so harmony and timbre both separate sections.
+fn bar_features(h: &harmony::Frames, bar_starts: &[f64]) -> Vec<Vec<f32>> {
+    if bar_starts.len() < 2 {
+        return Vec::new();
+    }
+    let chroma = harmony::average(&h.chroma, bar_starts);
+    let mfcc = harmony::average(&h.mfcc, bar_starts);
+    let n = mfcc.len() as f32;
+    let mut mean = [0f32; harmony::N_MFCC];
+    let mut sd = [0f32; harmony::N_MFCC];
+    for row in &mfcc {
+        for k in 0..harmony::N_MFCC {
+            mean[k] += row[k] / n;
+        }
+    }
+    for row in &mfcc {
+        for k in 0..harmony::N_MFCC {
+            sd[k] += (row[k] - mean[k]).powi(2) / n;
+        }
+    }
+    chroma
+        .iter()
+        .zip(&mfcc)
+        .map(|(c, m)| {
+            let norm = c.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-9);
+            let mut v: Vec<f32> = c.iter().map(|x| x / norm).collect();
+            v.extend((1..harmony::N_MFCC).map(|k| 0.5 * (m[k] - mean[k]) / sd[k].sqrt().max(1e-6) / 3.5));
+            v
+        })
+        .collect()
+}
+
+/// Runs the whole analysis: decoding and DSP on a blocking thread while the tagger scores genre
+/// and mood on its own engine thread (two cores are used when there are two).
+pub struct MusicAnalyzer {
+    beatnet: Option<Arc<BeatNet>>,
+    tagger: Option<Arc<Tagger>>,
+}
+
+impl MusicAnalyzer {
+    /// Without BeatNet, beats come from spectral flux alone (less sure of the metrical level);
+    /// without a tagger, genre and mood stay empty. The caller reports either.
+    pub fn new(beatnet: Option<Arc<BeatNet>>, tagger: Option<Arc<Tagger>>) -> Self {
+        Self { beatnet, tagger }
+    }
+
+    /// Decode `bytes` (any format timbre-audio reads; `hint` is an extension or MIME type) and
+    /// analyse them.
+    pub async fn analyze(&self, bytes: Arc<Vec<u8>>, hint: Option<String>, hooks: Hooks) -> Result<Report, Error> {
+        hooks.stage("decode")?;
+        let decoded = tokio::task::spawn_blocking(move || timbre_audio::decode(&bytes, hint.as_deref()))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        let tagger = self.tagger.clone();
+        analyze_with(Arc::new(decoded), self.beatnet.clone(), async move { tagger }, hooks).await
+    }
+}
+
+/// The analysis of decoded audio, with the tagger supplied by a future so a caller that is still
+/// loading the model (the CLI) overlaps that with the DSP.
+pub async fn analyze_with<F>(
+    decoded: Arc<Decoded>,
+    beatnet: Option<Arc<BeatNet>>,
+    tagger: F,
+    hooks: Hooks,
+) -> Result<Report, Error>
+where
+    F: std::future::Future<Output = Option<Arc<Tagger>>>,
+{
+    let dsp = {
+        let (decoded, hooks) = (Arc::clone(&decoded), hooks.clone());
+        tokio::task::spawn_blocking(move || analyze_decoded(&decoded, beatnet.as_deref(), &hooks))
+    };
+    let tags = async {
+        if decoded.duration_s < MIN_SECONDS {
+            return Ok(None);
+        }
+        let d = Arc::clone(&decoded);
+        let mono16 = tokio::task::spawn_blocking(move || {
+            timbre_audio::resample(&d.to_mono(), d.sample_rate, crate::ced::SAMPLE_RATE)
+        });
+        let Some(tagger) = tagger.await else { return Ok(None) };
+        let mono16 = mono16.await.map_err(|e| Error::Internal(e.to_string()))??;
+        let mean = tagger.mean_scores(&mono16, TAG_WINDOWS).await?;
+        Ok::<_, Error>(Some(tags::genre_mood(tagger.labels(), &mean.value)))
+    };
+    let (dsp, tags) = tokio::join!(dsp, tags);
+    let mut report = dsp.map_err(|e| Error::Internal(e.to_string()))??;
+    hooks.stage("tags")?;
+    if let Some((genre, mood)) = tags? {
+        report.analysis.genre = genre;
+        report.analysis.mood = mood;
+    }
+    (hooks.progress)("done", 1.0);
+    Ok(report)
+}
