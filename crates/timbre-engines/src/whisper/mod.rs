@@ -11,6 +11,7 @@ pub mod align;
 pub mod api;
 pub mod checkpoint;
 pub mod ct2;
+pub mod gemm;
 pub mod logits;
 pub mod model;
 pub mod ops;
