@@ -48,9 +48,24 @@ for ct in int8 float32; do
     "${SHORT[@]}" "${LONG[@]}" >"$OUT/fw-$ct.jsonl"
 done
 
-"$PY" - "$OUT" "$THREADS" "$BEAM" "${#SHORT[@]}" <<'PYEOF' | tee "$OUT/summary.md"
-import json, sys
-out, threads, beam, n_short = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+"$PY" - "$OUT" "$THREADS" "$BEAM" "${#SHORT[@]}" "$DATA" <<'PYEOF' | tee "$OUT/summary.md"
+import json, re, sys
+out, threads, beam, n_short, data = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+refs = {c["file"]: c["text"] for c in json.load(open(f"{data}/index.json"))["clips"]}
+def words(t):
+    t = re.sub(r"[-.,]", " ", t.lower())
+    return [w for w in ("".join(ch for ch in x if ch.isalnum() or ch == "'") for x in t.split()) if w]
+def edits(a, b):
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a):
+        cur = [i + 1] * (len(b) + 1)
+        for j, y in enumerate(b):
+            cur[j + 1] = min(prev[j] + (x != y), prev[j + 1] + 1, cur[j] + 1)
+        prev = cur
+    return prev[len(b)]
+def wer(rows):
+    e = sum(edits(words(r["text"]), words(refs[r["file"].split("/")[-1]])) for r in rows)
+    return 100 * e / sum(len(words(refs[r["file"].split("/")[-1]])) for r in rows)
 def load(name):
     rows = [json.loads(l) for l in open(f"{out}/{name}.jsonl")]
     return rows[:-1], rows[-1]
@@ -58,13 +73,13 @@ sides = {"timbre": load("timbre"), "faster-whisper int8": load("fw-int8"), "fast
 def rtf(rows):
     return sum(min(r["seconds"]) for r in rows) / sum(r["duration"] for r in rows)
 print(f"Whisper tiny.en, {threads} threads, beam {beam}, temperature 0, no VAD; fastest of the runs per file\n")
-print("| side | RTF short clips | RTF long clip | RSS loaded (MB) | RSS peak (MB) |")
-print("|---|---|---|---|---|")
+print("| side | RTF short clips | RTF long clip | RSS loaded (MB) | RSS peak (MB) | WER short (%) |")
+print("|---|---|---|---|---|---|")
 res = {}
 for name, (rows, mem) in sides.items():
     s, l = rtf(rows[:n_short]), rtf(rows[n_short:])
     res[name] = (s, l)
-    print(f"| {name} | {s:.3f} | {l:.3f} | {mem['rss_mb_loaded']:.0f} | {mem['rss_mb_peak']:.0f} |")
+    print(f"| {name} | {s:.3f} | {l:.3f} | {mem['rss_mb_loaded']:.0f} | {mem['rss_mb_peak']:.0f} | {wer(rows[:n_short]):.2f} |")
 t = res["timbre"]
 for peer in ("faster-whisper int8", "faster-whisper float32"):
     p = res[peer]

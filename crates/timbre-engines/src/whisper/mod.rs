@@ -12,6 +12,7 @@ pub mod api;
 pub mod checkpoint;
 pub mod ct2;
 pub mod format;
+pub mod gemm;
 pub mod logits;
 pub mod model;
 pub mod ops;

@@ -5,7 +5,8 @@
 
 use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 
-use super::ops::{LayerNorm, Linear, gelu_inplace, matmul_t_into, softmax_rows};
+use super::gemm;
+use super::ops::{LayerNorm, Linear, gelu_inplace, matmul_t_into, small_matmul, small_matmul_t, softmax_rows};
 use super::weights::{Param, Source};
 
 /// Frames the encoder takes (30 s at 100 frames/s) and positions it outputs.
@@ -253,14 +254,14 @@ impl WhisperModel {
         let (n, d, heads) = (qkv.nrows(), self.dims.d_model, self.dims.n_heads);
         let scale = 1.0 / (HEAD_DIM as f32).sqrt();
         let mut out = Array2::<f32>::zeros((n, d));
-        let one_head = |h: usize, mut dst: ndarray::ArrayViewMut2<f32>| {
+        let one_head = |h: usize, dst: ndarray::ArrayViewMut2<f32>| {
             let q = qkv.slice(s![.., h * HEAD_DIM..(h + 1) * HEAD_DIM]);
             let k = qkv.slice(s![.., d + h * HEAD_DIM..d + (h + 1) * HEAD_DIM]);
             let v = qkv.slice(s![.., 2 * d + h * HEAD_DIM..2 * d + (h + 1) * HEAD_DIM]);
             let mut scores = Array2::<f32>::zeros((n, n));
-            ndarray::linalg::general_mat_mul(scale, &q, &k.t(), 0.0, &mut scores);
+            gemm::matmul(q, k.t(), scores.view_mut(), scale, 1);
             softmax_rows(&mut scores.view_mut());
-            ndarray::linalg::general_mat_mul(1.0, &scores, &v, 0.0, &mut dst);
+            gemm::matmul(scores.view(), v, dst, 1.0, 1);
         };
         let mut chunks: Vec<(usize, ndarray::ArrayViewMut2<f32>)> =
             out.axis_chunks_iter_mut(Axis(1), HEAD_DIM).enumerate().collect();
@@ -369,15 +370,23 @@ impl WhisperModel {
                     let k = keys.slice(s![.., cols.clone()]);
                     let v = values.slice(s![.., cols.clone()]);
                     let mut scores = Array2::<f32>::zeros((n, total));
-                    ndarray::linalg::general_mat_mul(scale, &q, &k.t(), 0.0, &mut scores);
+                    if n <= 16 {
+                        small_matmul_t(q, k, scores.view_mut(), scale);
+                    } else {
+                        gemm::matmul(q, k.t(), scores.view_mut(), scale, 1);
+                    }
                     for i in 0..n {
                         for j in offset + i + 1..total {
                             scores[[i, j]] = f32::NEG_INFINITY;
                         }
                     }
                     softmax_rows(&mut scores.view_mut());
-                    let mut dst = attn.slice_mut(s![rows.clone(), cols]);
-                    ndarray::linalg::general_mat_mul(1.0, &scores, &v, 0.0, &mut dst);
+                    let dst = attn.slice_mut(s![rows.clone(), cols]);
+                    if n <= 16 {
+                        small_matmul(scores.view(), v, dst);
+                    } else {
+                        gemm::matmul(scores.view(), v, dst, 1.0, 1);
+                    }
                 }
             }
             x += &layer.out.forward(attn.view(), threads);
@@ -396,13 +405,22 @@ impl WhisperModel {
                 let k = cross.k[l].slice(s![.., cols.clone()]);
                 let v = cross.v[l].slice(s![.., cols.clone()]);
                 let mut scores = Array2::<f32>::zeros((batch * n, k.nrows()));
-                ndarray::linalg::general_mat_mul(scale, &qh, &k.t(), 0.0, &mut scores);
+                let small = batch * n <= 16;
+                if small {
+                    small_matmul_t(qh, k, scores.view_mut(), scale);
+                } else {
+                    gemm::matmul(qh, k.t(), scores.view_mut(), scale, threads);
+                }
                 if heads.contains(&(l, hd)) {
                     attention.push(scores.slice(s![..n, ..]).to_owned());
                 }
                 softmax_rows(&mut scores.view_mut());
-                let mut dst = attn.slice_mut(s![.., cols]);
-                ndarray::linalg::general_mat_mul(1.0, &scores, &v, 0.0, &mut dst);
+                let dst = attn.slice_mut(s![.., cols]);
+                if small {
+                    small_matmul(scores.view(), v, dst);
+                } else {
+                    gemm::matmul(scores.view(), v, dst, 1.0, threads);
+                }
             }
             x += &layer.cross_out.forward(attn.view(), threads);
             let h = layer.mlp_ln.forward(x.view());

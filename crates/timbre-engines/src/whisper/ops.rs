@@ -1,6 +1,6 @@
-//! The handful of tensor operations Whisper needs, on `ndarray` with `matrixmultiply`'s SIMD
-//! GEMM underneath. Row-parallel over scoped threads: the encoder's 1500-row matrices split
-//! evenly; decoder steps (a few rows) split the output columns instead.
+//! The handful of tensor operations Whisper needs, on `ndarray`. Large products (the encoder's
+//! 1500-row matrices) go to the `gemm` crate ([`super::gemm`]); decoder steps (a few rows) are
+//! dot products over contiguous weight rows, split by output columns over scoped threads.
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
 
@@ -37,37 +37,80 @@ impl Linear {
     }
 }
 
+/// Below this many rows of `x`, products are computed as dot products of contiguous rows:
+/// a GEMM would pack (copy) all of `w` for a handful of rows, which dominates decoder steps.
+const SMALL_M: usize = 16;
+
+/// Dot product with eight independent accumulators so it vectorises.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `out = x · wᵀ` for a few rows of `x`, reading each row of `w` once.
+pub fn small_matmul_t(x: ArrayView2<f32>, w: ArrayView2<f32>, mut out: ArrayViewMut2<f32>, scale: f32) {
+    let xs: Vec<std::borrow::Cow<[f32]>> = x
+        .rows()
+        .into_iter()
+        .map(|r| r.to_slice().map_or_else(|| std::borrow::Cow::Owned(r.to_vec()), std::borrow::Cow::Borrowed))
+        .collect();
+    let mut wbuf = Vec::new();
+    for (j, wr) in w.rows().into_iter().enumerate() {
+        let wrow: &[f32] = match wr.to_slice() {
+            Some(s) => s,
+            None => {
+                wbuf.clear();
+                wbuf.extend(wr.iter());
+                &wbuf
+            }
+        };
+        for (i, xr) in xs.iter().enumerate() {
+            out[[i, j]] = scale * dot(xr, wrow);
+        }
+    }
+}
+
+/// `out = p · v` for a few rows of `p` (attention weights times values), as row updates.
+pub fn small_matmul(p: ArrayView2<f32>, v: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
+    out.fill(0.0);
+    for (i, prow) in p.rows().into_iter().enumerate() {
+        let mut orow = out.row_mut(i);
+        for (j, &pij) in prow.iter().enumerate() {
+            if pij != 0.0 {
+                orow.scaled_add(pij, &v.row(j));
+            }
+        }
+    }
+}
+
 /// `out = x · wᵀ`, split over `threads` by rows of `x` (tall inputs) or rows of `w`.
 pub fn matmul_t_into(x: ArrayView2<f32>, w: ArrayView2<f32>, mut out: ArrayViewMut2<f32>, threads: usize) {
     let (m, n) = (x.nrows(), w.nrows());
     let threads = threads.max(1).min(n);
-    if threads == 1 {
-        ndarray::linalg::general_mat_mul(1.0, &x, &w.t(), 0.0, &mut out);
-        return;
-    }
-    if m >= threads * 16 {
-        let rows = m.div_ceil(threads);
-        std::thread::scope(|scope| {
-            for (i, chunk) in out.axis_chunks_iter_mut(Axis(0), rows).enumerate() {
-                let xs = x.slice(s![i * rows..i * rows + chunk.nrows(), ..]);
-                scope.spawn(move || {
-                    let mut chunk = chunk;
-                    ndarray::linalg::general_mat_mul(1.0, &xs, &w.t(), 0.0, &mut chunk);
-                });
-            }
-        });
-    } else {
+    if m <= SMALL_M {
+        if threads == 1 {
+            small_matmul_t(x, w, out, 1.0);
+            return;
+        }
         let cols = n.div_ceil(threads);
         std::thread::scope(|scope| {
             for (i, chunk) in out.axis_chunks_iter_mut(Axis(1), cols).enumerate() {
                 let ws = w.slice(s![i * cols..i * cols + chunk.ncols(), ..]);
-                scope.spawn(move || {
-                    let mut chunk = chunk;
-                    ndarray::linalg::general_mat_mul(1.0, &x, &ws.t(), 0.0, &mut chunk);
-                });
+                scope.spawn(move || small_matmul_t(x, ws, chunk, 1.0));
             }
         });
+        return;
     }
+    super::gemm::matmul(x, w.t(), out, 1.0, threads);
 }
 
 impl LayerNorm {
@@ -87,27 +130,45 @@ impl LayerNorm {
     }
 }
 
-/// Exact GELU, `x · Φ(x)`, as PyTorch's default `nn.GELU()`.
+/// Exact GELU, `x · Φ(x)`, as PyTorch's default `nn.GELU()` (erf to within 1.5e-7).
 pub fn gelu_inplace(x: &mut Array2<f32>) {
-    x.mapv_inplace(|v| 0.5 * v * (1.0 + erf(v / std::f32::consts::SQRT_2)));
+    if let Some(v) = x.as_slice_mut() {
+        for v in v.iter_mut() {
+            *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+        }
+    } else {
+        x.mapv_inplace(|v| 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2)));
+    }
 }
 
-/// Error function, Abramowitz–Stegun 7.1.26 refined in f64 (|error| < 1.2e-7).
+/// Error function, Abramowitz–Stegun 7.1.26 (|error| < 1.5e-7), branch-free so loops over it
+/// vectorise.
 pub fn erf(x: f32) -> f32 {
-    let x = f64::from(x);
-    let t = 1.0 / (1.0 + 0.5 * x.abs());
-    // Numerical Recipes' erfc approximation (fractional error < 1.2e-7 everywhere).
-    let y = t
-        * (-x * x - 1.265_512_23
-            + t * (1.000_023_68
-                + t * (0.374_091_96
-                    + t * (0.096_784_18
-                        + t * (-0.186_288_06
-                            + t * (0.278_868_07
-                                + t * (-1.135_203_98
-                                    + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
-            .exp();
-    (if x >= 0.0 { 1.0 - y } else { y - 1.0 }) as f32
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    let y = 1.0 - poly * exp(-a * a);
+    y.copysign(x)
+}
+
+/// `e^x` in f32 to about 1 ulp (Cephes' polynomial after reduction by powers of two), written
+/// without branches or calls so that loops over it vectorise; x below −87 gives 0 (−∞ too).
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer
+    let xc = x.clamp(-87.0, 88.0);
+    let t = xc * LOG2E + ROUND;
+    let n = t - ROUND;
+    let g = xc - n * LN2_HI - n * LN2_LO;
+    let p =
+        ((((1.987_569_1e-4 * g + 1.398_2e-3) * g + 8.333_452e-3) * g + 4.166_579_6e-2) * g + 0.166_666_65) * g + 0.5;
+    let y = p * g * g + g + 1.0;
+    let bits = (t.to_bits().wrapping_sub(ROUND.to_bits()) as i32).wrapping_add(127) << 23;
+    let r = y * f32::from_bits(bits as u32);
+    if x < -87.0 { 0.0 } else { r }
 }
 
 /// Softmax over each row, in place (max-subtracted; rows of only -inf stay -inf-free zeros).
@@ -118,24 +179,48 @@ pub fn softmax_rows(x: &mut ArrayViewMut2<f32>) {
 }
 
 pub fn softmax_slice(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = max_of(row);
     if !max.is_finite() {
         return;
     }
-    let mut sum = 0.0;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
+    // Eight lanes so the exponentials and the sum vectorise.
+    let mut acc = [0f32; 8];
+    let mut chunks = row.chunks_exact_mut(8);
+    for c in &mut chunks {
+        for k in 0..8 {
+            let e = exp(c[k] - max);
+            c[k] = e;
+            acc[k] += e;
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for v in chunks.into_remainder() {
+        *v = exp(*v - max);
         sum += *v;
     }
+    let inv = 1.0 / sum;
     for v in row.iter_mut() {
-        *v /= sum;
+        *v *= inv;
     }
+}
+
+/// Largest value (−∞ for an empty slice), eight lanes at a time.
+pub fn max_of(row: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let chunks = row.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] = if c[k] > acc[k] { c[k] } else { acc[k] };
+        }
+    }
+    rest.iter().chain(acc.iter()).copied().fold(f32::NEG_INFINITY, f32::max)
 }
 
 /// `log_softmax` of one row into a new vector.
 pub fn log_softmax(row: &[f32]) -> Vec<f32> {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
+    let max = max_of(row);
+    let sum: f32 = row.iter().map(|v| exp(v - max)).sum();
     let lse = max + sum.ln();
     row.iter().map(|v| v - lse).collect()
 }
@@ -145,7 +230,7 @@ pub fn logsumexp(row: &[f32]) -> f32 {
     if !max.is_finite() {
         return max;
     }
-    max + row.iter().map(|v| (v - max).exp()).sum::<f32>().ln()
+    max + row.iter().map(|v| exp(v - max)).sum::<f32>().ln()
 }
 
 /// IEEE 754 half → single precision (CTranslate2 and most safetensors checkpoints store fp16).
@@ -192,11 +277,25 @@ mod tests {
     }
 
     #[test]
+    fn fast_exp_is_accurate() {
+        let mut worst = 0f64;
+        for i in -87_000..88_000 {
+            let x = i as f32 / 1000.0 + 0.000_37;
+            let want = f64::from(x).exp();
+            let rel = ((f64::from(exp(x)) - want) / want).abs();
+            worst = worst.max(rel);
+        }
+        assert!(worst < 3e-7, "worst relative error {worst}");
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp(0.0), 1.0);
+    }
+
+    #[test]
     fn erf_values() {
         for (x, want) in
             [(0.0f32, 0.0f32), (0.5, 0.520_499_9), (1.0, 0.842_700_8), (-2.0, -0.995_322_3), (3.0, 0.999_977_9)]
         {
-            assert!((erf(x) - want).abs() < 2e-7, "erf({x}) = {}", erf(x));
+            assert!((erf(x) - want).abs() < 3e-7, "erf({x}) = {}", erf(x));
         }
     }
 
@@ -212,6 +311,19 @@ mod tests {
             let mut one = Array2::zeros((2, 90));
             matmul_t_into(x.slice(s![..2, ..]), w.view(), one.view_mut(), threads);
             assert_eq!(one, want.slice(s![..2, ..]));
+            // Strided operands (column slices, as attention heads are).
+            let mut strided = Array2::zeros((3, 90));
+            let xs = x.slice(s![..3, 5..69]);
+            let ws = w.slice(s![.., 1..65]);
+            matmul_t_into(xs, ws, strided.view_mut(), threads);
+            assert_eq!(strided, xs.dot(&ws.t()));
+        }
+        let p = Array2::from_shape_fn((2, 300), |(i, j)| ((i + j) % 3) as f32 * 0.25);
+        let mut out = Array2::zeros((2, 70));
+        small_matmul(p.view(), x.view(), out.view_mut());
+        let want = p.dot(&x);
+        for (a, b) in out.iter().zip(want.iter()) {
+            assert!((a - b).abs() < 1e-3 * b.abs().max(1.0), "{a} vs {b}");
         }
     }
 }

@@ -13,6 +13,7 @@ use super::checkpoint::Checkpoint;
 use super::logits::LogitRules;
 use super::model::{CrossKv, N_FRAMES};
 use super::search::{SearchOptions, SearchResult, Searcher};
+use super::tokenizer::Tokenizer;
 
 pub const SAMPLE_RATE: usize = 16_000;
 const HOP: usize = 160;
@@ -86,18 +87,7 @@ impl Pipeline<'_> {
 
     /// `<|startoftranscript|>` and, for multilingual checkpoints, language and task tokens.
     pub fn sot_sequence(&self, language: &str, task: Task) -> Vec<u32> {
-        let tok = &self.ckpt.tokenizer;
-        let mut seq = vec![tok.special.sot];
-        if self.ckpt.multilingual {
-            if let Some(lang) = tok.language_token(language) {
-                seq.push(lang);
-            }
-            seq.push(match task {
-                Task::Transcribe => tok.special.transcribe,
-                Task::Translate => tok.special.translate,
-            });
-        }
-        seq
+        sot_sequence(&self.ckpt.tokenizer, self.ckpt.multilingual, language, task)
     }
 
     /// Most likely language of a window from the logits at `<|startoftranscript|>`, restricted
@@ -420,6 +410,22 @@ impl Pipeline<'_> {
     }
 }
 
+/// The decoder's start: `<|startoftranscript|>`, then for multilingual checkpoints the language
+/// token and `<|transcribe|>` or `<|translate|>` (English-only checkpoints take neither).
+pub fn sot_sequence(tok: &Tokenizer, multilingual: bool, language: &str, task: Task) -> Vec<u32> {
+    let mut seq = vec![tok.special.sot];
+    if multilingual {
+        if let Some(lang) = tok.language_token(language) {
+            seq.push(lang);
+        }
+        seq.push(match task {
+            Task::Transcribe => tok.special.transcribe,
+            Task::Translate => tok.special.translate,
+        });
+    }
+    seq
+}
+
 /// The language with the highest score and its softmax probability.
 pub fn pick_language(languages: &[(String, u32)], scores: &[f32]) -> Option<(String, f32)> {
     let mut probs = scores.to_vec();
@@ -528,6 +534,32 @@ mod tests {
         assert!(compression_ratio(&"the the the the ".repeat(20)) > 2.4);
         assert!(compression_ratio("The quick brown fox jumps over the lazy dog.") < 1.5);
         assert_eq!(compression_ratio(""), 0.0);
+    }
+
+    /// A multilingual vocabulary in miniature: three text tokens, then Whisper's specials.
+    fn multilingual_tokenizer() -> Tokenizer {
+        let json = serde_json::json!({
+            "model": {"vocab": {"a": 0, "b": 1, "Ġ": 2}, "merges": []},
+            "added_tokens": [
+                {"id": 3, "content": "<|endoftext|>"}, {"id": 4, "content": "<|startoftranscript|>"},
+                {"id": 5, "content": "<|en|>"}, {"id": 6, "content": "<|de|>"}, {"id": 7, "content": "<|fr|>"},
+                {"id": 8, "content": "<|translate|>"}, {"id": 9, "content": "<|transcribe|>"},
+                {"id": 10, "content": "<|startoflm|>"}, {"id": 11, "content": "<|startofprev|>"},
+                {"id": 12, "content": "<|nospeech|>"}, {"id": 13, "content": "<|notimestamps|>"}
+            ]
+        });
+        Tokenizer::from_json(&json.to_string()).unwrap()
+    }
+
+    #[test]
+    fn sot_sequences_for_tasks_and_languages() {
+        let tok = multilingual_tokenizer();
+        assert_eq!(tok.languages.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(), vec!["en", "de", "fr"]);
+        assert_eq!(tok.special.timestamp_begin, 14);
+        assert_eq!(sot_sequence(&tok, true, "de", Task::Transcribe), vec![4, 6, 9]);
+        assert_eq!(sot_sequence(&tok, true, "fr", Task::Translate), vec![4, 7, 8]);
+        // English-only checkpoints: the start token alone, whatever is asked.
+        assert_eq!(sot_sequence(&tok, false, "en", Task::Transcribe), vec![4]);
     }
 
     #[test]
