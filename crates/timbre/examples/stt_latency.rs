@@ -85,13 +85,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     sender.await?;
+    // A final names its utterance by its `start`/`end` (stream time); partials precede their
+    // utterance's final, so utterance i's first partial is the first one after the previous
+    // final arrived (and after its speech began). Matching by arrival windows instead would
+    // misattribute replies on a machine slower than real time.
     let (mut partial_delays, mut final_delays) = (Vec::new(), Vec::new());
-    for (i, (file, start, end)) in truth.iter().enumerate() {
-        let next_start = truth.get(i + 1).map_or(f64::INFINITY, |t| t.1);
-        let first_partial = replies.iter().find(|(at, v)| v["type"] == "partial" && *at >= *start && *at < next_start);
-        let fin = replies.iter().find(|(at, v)| v["type"] == "final" && *at >= *end - 0.5 && *at < next_start);
+    let mut previous_final_at = 0.0;
+    for (file, start, end) in &truth {
+        let fin = replies.iter().find(|(_, v)| {
+            v["type"] == "final"
+                && v["start"].as_f64().is_some_and(|s| s < *end)
+                && v["end"].as_f64().is_some_and(|e| e > *start)
+        });
+        let first_partial =
+            replies.iter().find(|(at, v)| v["type"] == "partial" && *at >= *start && *at >= previous_final_at);
         let p = first_partial.map(|(at, _)| at - start);
         let f = fin.map(|(at, _)| at - end);
+        if let Some((at, _)) = fin {
+            previous_final_at = *at;
+        }
         if let Some(p) = p {
             partial_delays.push(p);
         }
