@@ -30,7 +30,6 @@ manifest; the wrapper then skips the venv entirely, so a re-run takes well under
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -38,6 +37,9 @@ import sys
 import time
 import tomllib
 from pathlib import Path
+
+# The same checksum the model fetcher writes into manifests (this directory is on sys.path).
+from fetch_models import sha256_file
 
 PREFIX = "[train-stream-demo]"
 # Bump when a model's graph, training or manifest changes: older copies are rebuilt.
@@ -51,14 +53,6 @@ FPS = 30
 
 def log(msg: str) -> None:
     print(f"{PREFIX} {msg}", file=sys.stderr, flush=True)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------

@@ -52,6 +52,23 @@ fn signify_shaped_model_matches_python_onnxruntime() {
     assert!(p99.as_secs_f64() < 0.05, "inference p99 {p99:?} (debug build, shared machine: generous bound)");
 }
 
+/// Signify's model answers in microseconds, so frames run on the caller's thread; that path
+/// must give exactly what the worker threads give.
+#[test]
+fn fast_model_runs_inline_with_the_same_answers_as_the_actor() {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let engine = StreamClassifier::load(&manifest("signify-letters-test"), 1, &|_| {}).unwrap();
+    assert!(engine.runs_inline(), "a microsecond model should run inline");
+    for frame in fixture_frames().iter().take(30) {
+        let input = engine.session().push_frame(std::slice::from_ref(frame)).unwrap();
+        let inline = runtime.block_on(engine.infer(input.clone())).unwrap();
+        assert_eq!(inline.queued, std::time::Duration::ZERO, "no queue on the inline path");
+        assert_eq!(engine.queue_depth(), 0);
+        let actor = engine.infer_blocking(input).unwrap();
+        assert_eq!(inline.value.scores, actor.value.scores);
+    }
+}
+
 #[test]
 fn window_and_recurrent_demo_models_load_and_carry_state() {
     let window = StreamClassifier::load(&manifest("gesture-demo"), 1, &|_| {}).unwrap();

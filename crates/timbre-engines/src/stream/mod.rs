@@ -5,12 +5,18 @@
 //! ([`crate::actor`]). Everything per-connection — window buffer, recurrent state, smoothing
 //! history — is a [`StreamSession`] that lives with the connection and travels with each
 //! request, so one engine serves any number of streams.
+//!
+//! A model as small as Signify's answers in microseconds, less than the hop to a worker thread
+//! and back (two context switches per frame, the largest cost in the keypoint-stream profile).
+//! Such a model also gets sessions that run on the caller's thread ([`StreamClassifier::infer`]);
+//! the actor stays for slower models and for when every inline session is busy.
 
 mod logic;
 mod spec;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ort::value::{DynValue, Tensor};
 
@@ -29,6 +35,11 @@ const QUEUE: usize = 1024;
 /// Worker threads (one single-threaded ONNX session each): frames are tiny, so parallelism
 /// comes from serving many streams at once, not from splitting one inference.
 const MAX_WORKERS: usize = 8;
+/// A model whose slowest warm inference stays under this runs on the caller's (async) thread:
+/// well inside the time a task may hold a runtime thread without stalling its neighbours.
+const INLINE_BELOW: Duration = Duration::from_micros(500);
+/// Warm inferences timed to decide whether the model runs inline.
+const PROBES: usize = 16;
 
 /// The model's answer: scores (one per label, as the graph emits them) and new state.
 #[derive(Clone, Debug)]
@@ -141,6 +152,9 @@ impl Worker for StreamWorker {
 
 pub struct StreamClassifier {
     actor: Actor<ModelInput, ModelOutput>,
+    /// Sessions for the caller's thread; empty when the model is too slow for that.
+    inline: Vec<Mutex<StreamWorker>>,
+    inference_seconds: metrics::Histogram,
     plan: Arc<Plan>,
     pub spec: Arc<StreamSpec>,
     pub labels: Arc<Vec<String>>,
@@ -168,16 +182,17 @@ impl StreamClassifier {
             pool.push(StreamWorker { onnx, plan: p });
         }
         let plan = plan.ok_or("no worker")?;
-        let engine = Self { actor: Actor::spawn(&manifest.name, pool, QUEUE)?, plan, spec, labels: Arc::new(labels) };
+        let mut engine = Self {
+            actor: Actor::spawn(&manifest.name, pool, QUEUE)?,
+            inline: Vec::new(),
+            inference_seconds: metrics::histogram!("timbre_engine_inference_seconds", "engine" => manifest.name.clone()),
+            plan,
+            spec,
+            labels: Arc::new(labels),
+        };
         progress(ModelState::Warming);
-        let warm = engine
-            .actor
-            .call_blocking(ModelInput {
-                keypoints: vec![0.0; engine.spec.input_len()],
-                state: engine.plan.zero_state(),
-            })
-            .map_err(|e| format!("warm-up failed: {e}"))?
-            .value;
+        let zeros = || ModelInput { keypoints: vec![0.0; engine.spec.input_len()], state: engine.plan.zero_state() };
+        let warm = engine.actor.call_blocking(zeros()).map_err(|e| format!("warm-up failed: {e}"))?.value;
         if warm.scores.len() != engine.labels.len() {
             return Err(format!(
                 "the model gives {} scores but the labels file has {} labels",
@@ -188,6 +203,18 @@ impl StreamClassifier {
         if warm.scores.iter().chain(warm.state.iter().flatten()).any(|v| !v.is_finite()) {
             return Err("warm-up produced non-finite values".into());
         }
+        let mut slowest = Duration::ZERO;
+        for _ in 0..PROBES {
+            let probe = engine.actor.call_blocking(zeros()).map_err(|e| format!("warm-up failed: {e}"))?;
+            slowest = slowest.max(probe.inference);
+        }
+        if slowest < INLINE_BELOW {
+            for _ in 0..workers {
+                let onnx = OnnxSession::open(&path, 1)?;
+                engine.inline.push(Mutex::new(StreamWorker { onnx, plan: Arc::clone(&engine.plan) }));
+            }
+        }
+        tracing::debug!(model = %manifest.name, slowest_us = slowest.as_micros() as u64, inline = !engine.inline.is_empty(), "stream model warm");
         Ok(engine)
     }
 
@@ -196,8 +223,33 @@ impl StreamClassifier {
         StreamSession::new(Arc::clone(&self.spec), self.plan.zero_state())
     }
 
+    /// On a free inline session when the model is fast enough, else through the actor's queue.
     pub async fn infer(&self, input: ModelInput) -> Result<Timed<ModelOutput>, EngineError> {
+        // The guard must be gone before any await: it is not `Send`.
+        let input = match self.inline.iter().find_map(|slot| slot.try_lock().ok()) {
+            Some(mut worker) => return self.run_inline(&mut worker, input),
+            None => input,
+        };
         self.actor.call(input).await
+    }
+
+    fn run_inline(&self, worker: &mut StreamWorker, input: ModelInput) -> Result<Timed<ModelOutput>, EngineError> {
+        let started = Instant::now();
+        // Caught here, inside the lock, so a panicking call fails this frame and leaves the
+        // session usable (the mutex is not poisoned).
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.handle(input)))
+            .unwrap_or_else(|_| Err("engine panicked".to_string()));
+        let inference = started.elapsed();
+        self.inference_seconds.record(inference.as_secs_f64());
+        match result {
+            Ok(value) => Ok(Timed { value, queued: Duration::ZERO, inference }),
+            Err(message) => Err(EngineError::Inference { engine: self.actor.name().to_string(), message }),
+        }
+    }
+
+    /// Whether frames run on the caller's thread (the model was fast enough at warm-up).
+    pub fn runs_inline(&self) -> bool {
+        !self.inline.is_empty()
     }
 
     pub fn infer_blocking(&self, input: ModelInput) -> Result<Timed<ModelOutput>, EngineError> {
