@@ -160,6 +160,32 @@ fn greedy_transcripts_match_faster_whisper() {
     assert!((w_ours - w_theirs).abs() <= 0.5, "WER {w_ours:.2} vs {w_theirs:.2}");
 }
 
+/// Live streaming encodes only the utterance (`fit_window`): the text may differ from the 30 s
+/// window's, but it must be as accurate against the human transcripts as faster-whisper's on
+/// full windows, and never loop.
+#[test]
+fn fitted_windows_keep_full_window_accuracy() {
+    let reference = reference();
+    let clips = clips(&reference);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for clip in &clips {
+        let id = clip["id"].as_str().unwrap();
+        let got = run(id, TranscribeOptions { fit_window: true, ..greedy(true, false) });
+        let truth = clip["reference"].as_str().unwrap().to_string();
+        let words = normalise(&got.text).len();
+        assert!(words <= 2 * normalise(&truth).len() + 2, "{id}: looped? {:?}", got.text);
+        let duration = audio(id).len() as f64 / 16_000.0;
+        for w in got.segments.iter().flat_map(|s| &s.words) {
+            assert!(w.start <= w.end && w.end <= duration + 0.5, "{id}: word {w:?} beyond the audio");
+        }
+        ours.push((got.text, truth.clone()));
+        theirs.push((joined(&clip["greedy"]), truth));
+    }
+    let (w_ours, w_theirs) = (wer(&ours), wer(&theirs));
+    eprintln!("fitted windows: WER {w_ours:.2} % vs faster-whisper (30 s windows) {w_theirs:.2} %");
+    assert!(w_ours <= w_theirs + 3.0, "WER {w_ours:.2} vs {w_theirs:.2}");
+}
+
 #[test]
 fn beam_search_with_fallback_matches_faster_whisper() {
     // faster-whisper's defaults: beam 5, temperatures 0.0…1.0 on fallback, best_of 5.

@@ -38,6 +38,12 @@ pub struct TranscribeOptions {
     /// A window is silence when no-speech probability is above this and log-prob is low.
     pub no_speech_threshold: Option<f32>,
     pub condition_on_previous_text: bool,
+    /// Encode only the audio (plus a second of padding) instead of a full 30 s window. Whisper
+    /// was trained on 30 s windows and file transcription always uses them (that is what
+    /// faster-whisper does and what the fidelity tests compare); a live utterance of a few
+    /// seconds encodes several times faster this way, which is what lets a final arrive soon
+    /// after the speaker stops. Measured on the speech test set in `docs/benchmarks.md`.
+    pub fit_window: bool,
 }
 
 impl Default for TranscribeOptions {
@@ -55,6 +61,7 @@ impl Default for TranscribeOptions {
             log_prob_threshold: Some(-1.0),
             no_speech_threshold: Some(0.6),
             condition_on_previous_text: true,
+            fit_window: false,
         }
     }
 }

@@ -197,20 +197,25 @@ impl WhisperModel {
         self.dec_layers.len()
     }
 
-    /// Encodes one 30 s window: `mel` is `[n_mels, 3000]` mel-major. Returns `[1500, d]`.
+    /// Encodes one window: `mel` is `[n_mels, frames]` mel-major, `frames` even and at most
+    /// 3000 (30 s, what Whisper was trained on and what file transcription always gives it).
+    /// Returns `[frames / 2, d]`. Shorter windows are the live-streaming trade (see
+    /// `TranscribeOptions::fit_window`): the attention cost falls with the square of the length.
     pub fn encode(&self, mel: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>, String> {
         let n_mels = self.dims.n_mels;
-        if mel.dim() != (n_mels, N_FRAMES) {
-            return Err(format!("encoder input {:?}, expected [{n_mels}, {N_FRAMES}]", mel.dim()));
+        let frames = mel.ncols();
+        if mel.nrows() != n_mels || frames == 0 || frames > N_FRAMES || frames % 2 != 0 {
+            return Err(format!("encoder input {:?}, expected [{n_mels}, an even count ≤ {N_FRAMES}]", mel.dim()));
         }
+        let ctx = frames / 2;
         // conv1 (kernel 3, padding 1) as im2col + GEMM: column c·3+k holds x[c, t+k-1].
-        let mut cols = Array2::<f32>::zeros((N_FRAMES, n_mels * 3));
+        let mut cols = Array2::<f32>::zeros((frames, n_mels * 3));
         for c in 0..n_mels {
             let row = mel.row(c);
-            for t in 0..N_FRAMES {
+            for t in 0..frames {
                 for k in 0..3 {
                     let src = t + k;
-                    if (1..=N_FRAMES).contains(&src) {
+                    if (1..=frames).contains(&src) {
                         cols[[t, c * 3 + k]] = row[src - 1];
                     }
                 }
@@ -220,11 +225,11 @@ impl WhisperModel {
         gelu_inplace(&mut h);
         // conv2 (kernel 3, stride 2, padding 1): output t sees h[2t-1 .. 2t+1].
         let d = self.dims.d_model;
-        let mut cols = Array2::<f32>::zeros((N_AUDIO_CTX, d * 3));
-        for t in 0..N_AUDIO_CTX {
+        let mut cols = Array2::<f32>::zeros((ctx, d * 3));
+        for t in 0..ctx {
             for k in 0..3 {
                 let src = 2 * t + k;
-                if (1..=N_FRAMES).contains(&src) {
+                if (1..=frames).contains(&src) {
                     let from = h.row(src - 1);
                     for c in 0..d {
                         cols[[t, c * 3 + k]] = from[c];
@@ -234,7 +239,7 @@ impl WhisperModel {
         }
         let mut x = self.conv2.forward(cols.view(), threads);
         gelu_inplace(&mut x);
-        x += &self.enc_pos;
+        x += &self.enc_pos.slice(s![..ctx, ..]);
         for layer in &self.enc_layers {
             let h = layer.attn_ln.forward(x.view());
             let qkv = layer.qkv.forward(h.view(), threads);

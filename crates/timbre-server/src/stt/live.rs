@@ -41,6 +41,9 @@ pub struct ConfigMsg {
     word_timestamps: Option<bool>,
     /// Send partials (default true).
     partials: Option<bool>,
+    /// Encode finals on Whisper's full 30 s window, as file transcription does (default false:
+    /// only the utterance, several times faster; see `TranscribeOptions::fit_window`).
+    full_window: Option<bool>,
     threshold: Option<f32>,
     prefix_padding_ms: Option<u32>,
     silence_duration_ms: Option<u32>,
@@ -66,17 +69,25 @@ pub fn partial_options(language: Option<String>) -> TranscribeOptions {
         compression_ratio_threshold: None,
         log_prob_threshold: None,
         condition_on_previous_text: false,
+        fit_window: true,
         ..TranscribeOptions::default()
     }
 }
 
-pub fn final_options(language: Option<String>, beam_size: usize, word_timestamps: bool) -> TranscribeOptions {
+/// Finals: the file defaults (fallback, thresholds), on the utterance alone unless `full_window`.
+pub fn final_options(
+    language: Option<String>,
+    beam_size: usize,
+    word_timestamps: bool,
+    full_window: bool,
+) -> TranscribeOptions {
     TranscribeOptions {
         language,
         beam_size,
         word_timestamps,
         vad_filter: false,
         condition_on_previous_text: false,
+        fit_window: !full_window,
         ..TranscribeOptions::default()
     }
 }
@@ -197,11 +208,12 @@ impl LiveSession {
         }
         let word_timestamps = msg.word_timestamps.unwrap_or(true);
         let partials = msg.partials.unwrap_or(true);
+        let full_window = msg.full_window.unwrap_or(false);
         self.dictation = Some(Dictation::new(DictationConfig {
             turns: Some(turns),
             partial_every_ms: partials.then_some(PARTIAL_EVERY_MS),
             partial_options: partial_options(language.clone()),
-            final_options: final_options(language.clone(), beam_size, word_timestamps),
+            final_options: final_options(language.clone(), beam_size, word_timestamps, full_window),
         }));
         self.input = Some(input);
         vec![Action::Send(json!({
@@ -214,6 +226,7 @@ impl LiveSession {
             "prefix_padding_ms": turns.prefix_padding_ms,
             "silence_duration_ms": turns.silence_duration_ms,
             "partials": partials,
+            "full_window": full_window,
         }))]
     }
 

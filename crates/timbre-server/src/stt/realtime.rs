@@ -138,7 +138,7 @@ impl RealtimeSession {
         prompt: Option<String>,
     ) -> DictationConfig {
         // Realtime clients get append-only deltas of the final, never revisable partials.
-        let mut final_opts = final_options(language.clone(), 1, false);
+        let mut final_opts = final_options(language.clone(), 1, false, false);
         final_opts.prompt = prompt;
         DictationConfig {
             turns,
