@@ -204,7 +204,7 @@ impl WhisperModel {
     pub fn encode(&self, mel: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>, String> {
         let n_mels = self.dims.n_mels;
         let frames = mel.ncols();
-        if mel.nrows() != n_mels || frames == 0 || frames > N_FRAMES || frames % 2 != 0 {
+        if mel.nrows() != n_mels || frames == 0 || frames > N_FRAMES || !frames.is_multiple_of(2) {
             return Err(format!("encoder input {:?}, expected [{n_mels}, an even count ≤ {N_FRAMES}]", mel.dim()));
         }
         let ctx = frames / 2;
