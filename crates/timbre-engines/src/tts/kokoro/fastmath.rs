@@ -28,7 +28,7 @@ fn round_to_int(x: f32) -> (f32, i32) {
 }
 
 /// ln 2 split so that `n · LN2_HI` is exact for |n| < 2¹².
-const LN2_HI: f32 = 0.693_115_234_375;
+const LN2_HI: f32 = 0.693_115_23; // exactly 0.693115234375 (12 significant bits)
 const LN2_LO: f32 = 3.194_618_3e-5;
 
 /// `eˣ` for x in [-87, 88] (clamped to that range, so the result stays a normal float).
