@@ -30,6 +30,15 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
+/// Intra-op threads per TTS worker. An explicit setting is used as given; by default the cores
+/// are divided among the workers (at least one each). Every worker owning one thread per core
+/// oversubscribes the cores as soon as requests overlap: on 2 cores with 2 workers, 2 threads
+/// each gave 4 concurrent requests only 1.09x the throughput of one at a time, 1 thread each
+/// 2.03x (docs/benchmarks.md, text-to-speech).
+fn tts_threads(threads: usize, workers: usize, cores: usize) -> usize {
+    if threads > 0 { threads } else { (cores / workers.max(1)).max(1) }
+}
+
 /// Silero VAD for Whisper's `vad_filter`, from the `silero-vad` directory beside the Whisper
 /// model. Without it long inputs are decoded whole (still correct, slower on silence).
 fn sibling_vad(manifest: &Manifest) -> Option<Arc<SileroVad>> {
@@ -61,6 +70,7 @@ impl Loader for FamilyLoader {
             "vad" => Ok(Arc::new(SileroVad::load(manifest, 1, progress)?)),
             "piper" | "kokoro" => {
                 let s = &self.settings;
+                let threads = tts_threads(threads, s.tts_workers, cores());
                 let speaker = if manifest.family == "piper" {
                     tts::catalog::load_piper(manifest, threads, s.tts_workers, s.tts_sentence_silence)?
                 } else {
@@ -97,4 +107,18 @@ fn warm_up(speaker: &tts::Speaker) -> Result<(), String> {
 
 pub fn default_loader(settings: &Settings) -> Arc<dyn Loader> {
     Arc::new(FamilyLoader { settings: settings.clone() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tts_threads;
+
+    #[test]
+    fn tts_threads_share_the_cores_unless_set() {
+        assert_eq!(tts_threads(0, 2, 2), 1);
+        assert_eq!(tts_threads(0, 2, 8), 4);
+        assert_eq!(tts_threads(0, 3, 2), 1);
+        assert_eq!(tts_threads(0, 0, 4), 4);
+        assert_eq!(tts_threads(2, 2, 2), 2);
+    }
 }

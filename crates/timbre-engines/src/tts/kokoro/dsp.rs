@@ -8,10 +8,13 @@
 //! Arithmetic follows the reference's float32/float64 choices step by step so the output matches
 //! it to float rounding.
 
+use std::f32::consts::PI;
 use std::sync::Arc;
 
 use realfft::num_complex::Complex32;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+
+use super::fastmath;
 
 pub const N_FFT: usize = 1200;
 pub const HOP: usize = 300;
@@ -29,59 +32,73 @@ pub struct Spectral<'a> {
     pub f0: &'a [f32],
 }
 
-/// Standard normal numbers for the noise branch.
+/// Standard normal numbers for the noise branch, a whole plane at a time.
 pub trait Noise {
-    fn normal(&mut self) -> f32;
+    /// Fill `re` and `im` (same length) with independent standard normals. `false`: this source
+    /// adds nothing, and the noise branch is skipped.
+    fn fill(&mut self, re: &mut [f32], im: &mut [f32]) -> bool;
 }
 
 /// No noise: the deterministic part of the signal (what fidelity tests compare).
 pub struct Silent;
 
 impl Noise for Silent {
-    fn normal(&mut self) -> f32 {
-        0.0
+    fn fill(&mut self, _re: &mut [f32], _im: &mut [f32]) -> bool {
+        false
     }
 }
 
-/// xorshift64* + Box–Muller: cheap, good enough for shaped noise, no dependency.
+/// xorshift64* uniforms + a vectorized Box–Muller: cheap, good enough for shaped noise, no
+/// dependency. (The reference draws from numpy's generator, which cannot be replayed anyway.)
 pub struct Gaussian {
     state: u64,
-    spare: Option<f32>,
 }
 
 impl Gaussian {
     pub fn new(seed: u64) -> Self {
-        Self { state: seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1, spare: None }
+        Self { state: seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1 }
     }
 
-    fn uniform(&mut self) -> f64 {
+    fn next(&mut self) -> u64 {
         self.state ^= self.state >> 12;
         self.state ^= self.state << 25;
         self.state ^= self.state >> 27;
-        let x = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        self.state.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 }
 
 impl Noise for Gaussian {
-    fn normal(&mut self) -> f32 {
-        if let Some(s) = self.spare.take() {
-            return s;
+    fn fill(&mut self, re: &mut [f32], im: &mut [f32]) -> bool {
+        const SCALE: f32 = 1.0 / (1u32 << 24) as f32;
+        for (a, b) in re.iter_mut().zip(im.iter_mut()) {
+            let x = self.next();
+            // Two 24-bit uniforms per draw: u1 in (0, 1) (its log must be finite), u2 in [0, 1).
+            *a = ((x >> 40) as f32 + 0.5) * SCALE;
+            *b = ((x >> 16) & 0x00ff_ffff) as f32 * SCALE;
         }
-        let (u1, u2) = (self.uniform(), self.uniform());
-        let r = (-2.0 * u1.ln()).sqrt();
-        let a = std::f64::consts::TAU * u2;
-        self.spare = Some((r * a.sin()) as f32);
-        (r * a.cos()) as f32
+        fastmath::box_muller(re, im);
+        true
     }
 }
 
-/// FFT plans and windows, built once per worker.
+/// Frames transformed together before their bins are scattered into the bin-major planes (and
+/// gathered back for the inverse): the planes are `[BINS][frames]`, so a frame at a time would
+/// touch a new cache line for every bin.
+const BLOCK: usize = 16;
+
+/// FFT plans, windows and scratch planes, built once per worker and reused for every sentence.
 pub struct Tail {
     win: Vec<f32>,
     win_src: Vec<f32>,
     forward: Arc<dyn RealToComplex<f32>>,
     inverse: Arc<dyn ComplexToReal<f32>>,
+    /// The spectrum being built, `[BINS][frames]`, real and imaginary parts apart so the
+    /// element-wise stages vectorize.
+    re: Vec<f32>,
+    im: Vec<f32>,
+    /// Noise draws (or sin/cos of φ), same shape.
+    za: Vec<f32>,
+    zb: Vec<f32>,
 }
 
 impl Default for Tail {
@@ -90,8 +107,10 @@ impl Default for Tail {
     }
 }
 
+/// The reference's `ex`: `exp(min(x, 7))`.
+#[inline(always)]
 fn ex(x: f32) -> f32 {
-    x.min(7.0).exp()
+    fastmath::exp(x.min(7.0))
 }
 
 impl Tail {
@@ -101,44 +120,70 @@ impl Tail {
             .collect();
         let win_src = win.iter().map(|w| w / (N_FFT as f32 / 4.0)).collect();
         let mut planner = RealFftPlanner::<f32>::new();
-        Self { win, win_src, forward: planner.plan_fft_forward(N_FFT), inverse: planner.plan_fft_inverse(N_FFT) }
+        Self {
+            win,
+            win_src,
+            forward: planner.plan_fft_forward(N_FFT),
+            inverse: planner.plan_fft_inverse(N_FFT),
+            re: Vec::new(),
+            im: Vec::new(),
+            za: Vec::new(),
+            zb: Vec::new(),
+        }
     }
 
     /// Waveform for `frames` frames of network output.
-    pub fn synth(&self, s: &Spectral<'_>, noise: &mut dyn Noise) -> Vec<f32> {
+    pub fn synth(&mut self, s: &Spectral<'_>, noise: &mut dyn Noise) -> Vec<f32> {
         let f = s.f0.len();
-        if f == 0 {
+        let n = BINS * f;
+        if f == 0 || [s.lh, s.th, s.ln, s.lr, s.phi].iter().any(|p| p.len() != n) {
             return Vec::new();
         }
-        let mut spec = self.stft(&pulses(s.f0), f); // [BINS][F]
-        for b in 0..BINS {
-            for k in 0..f {
-                let i = b * f + k;
-                let c = s.th[i].tanh() * std::f32::consts::PI;
-                let mag = ex(s.lh[i]);
-                let rot = Complex32::new(c.cos() * mag, c.sin() * mag);
-                spec[i] *= rot;
+        self.stft(&pulses(s.f0), f); // self.re/im = [BINS][F]
+        for buf in [&mut self.za, &mut self.zb] {
+            buf.clear();
+            buf.resize(n, 0.0);
+        }
+        let (re, im) = (&mut self.re[..n], &mut self.im[..n]);
+        let (lh, th, ln, lr, phi) = (&s.lh[..n], &s.th[..n], &s.ln[..n], &s.lr[..n], &s.phi[..n]);
+        // Harmonic branch: spec ·= exp(lh)·e^{iπ·tanh(θ)}.
+        fastmath::simd(|| {
+            for i in 0..n {
+                let c = fastmath::tanh(th[i]) * PI;
+                let (sin, cos) = fastmath::sincos(c);
+                let mag = ex(lh[i]);
+                let (rr, ri) = (cos * mag, sin * mag);
+                let (a, b) = (re[i], im[i]);
+                re[i] = a * rr - b * ri;
+                im[i] = a * ri + b * rr;
             }
+        });
+        // Shaped noise: spec += exp(ln)·Z.
+        let (za, zb) = (&mut self.za[..n], &mut self.zb[..n]);
+        if noise.fill(za, zb) {
+            fastmath::simd(|| {
+                for i in 0..n {
+                    let g = ex(ln[i]);
+                    re[i] += za[i] * g;
+                    im[i] += zb[i] * g;
+                }
+            });
         }
-        // The noise is drawn row by row, real then imaginary, as the reference's complex view.
-        for b in 0..BINS {
-            for k in 0..f {
-                let i = b * f + k;
-                let z = Complex32::new(noise.normal(), noise.normal());
-                let g = ex(s.ln[i]);
-                spec[i] += Complex32::new(z.re * g, z.im * g);
+        // Free-phase branch: spec += exp(lr)·e^{iφ}.
+        fastmath::sincos_slice(phi, zb, za);
+        fastmath::simd(|| {
+            for i in 0..n {
+                let g = ex(lr[i]);
+                re[i] += za[i] * g;
+                im[i] += zb[i] * g;
             }
-        }
-        for (i, v) in spec.iter_mut().enumerate() {
-            let g = ex(s.lr[i]);
-            *v += Complex32::new(s.phi[i].cos() * g, s.phi[i].sin() * g);
-        }
-        self.ola(&spec, f)
+        });
+        self.ola(f)
     }
 
     /// torch.stft(center=True, reflect padding, Hann/(n_fft/4)) of `x`, the first `frames`
-    /// frames, as `[BINS][frames]`.
-    fn stft(&self, x: &[f32], frames: usize) -> Vec<Complex32> {
+    /// frames, into `self.re`/`self.im` as `[BINS][frames]`.
+    fn stft(&mut self, x: &[f32], frames: usize) {
         let half = N_FFT / 2;
         let n = x.len();
         let padded: Vec<f32> = (0..n + 2 * half)
@@ -154,56 +199,75 @@ impl Tail {
                 x.get(j.clamp(0, n as isize - 1) as usize).copied().unwrap_or(0.0)
             })
             .collect();
-        let mut out = vec![Complex32::new(0.0, 0.0); BINS * frames];
+        for buf in [&mut self.re, &mut self.im] {
+            buf.clear();
+            buf.resize(BINS * frames, 0.0);
+        }
         let mut buf = vec![0.0f32; N_FFT];
-        let mut spectrum = self.forward.make_output_vec();
-        for k in 0..frames {
-            let start = k * HOP;
-            for (j, b) in buf.iter_mut().enumerate() {
-                *b = padded.get(start + j).copied().unwrap_or(0.0) * self.win_src[j];
+        let mut block = vec![Complex32::new(0.0, 0.0); BLOCK * BINS];
+        let mut scratch = self.forward.make_scratch_vec();
+        for k0 in (0..frames).step_by(BLOCK) {
+            let count = BLOCK.min(frames - k0);
+            for (kk, spectrum) in block.chunks_exact_mut(BINS).take(count).enumerate() {
+                let start = (k0 + kk) * HOP;
+                for (j, b) in buf.iter_mut().enumerate() {
+                    *b = padded.get(start + j).copied().unwrap_or(0.0) * self.win_src[j];
+                }
+                if self.forward.process_with_scratch(&mut buf, spectrum, &mut scratch).is_err() {
+                    spectrum.fill(Complex32::new(0.0, 0.0));
+                }
             }
-            if self.forward.process(&mut buf, &mut spectrum).is_ok() {
-                for (b, v) in spectrum.iter().enumerate() {
-                    out[b * frames + k] = *v;
+            for b in 0..BINS {
+                let row = b * frames + k0;
+                for kk in 0..count {
+                    let v = block[kk * BINS + b];
+                    self.re[row + kk] = v.re;
+                    self.im[row + kk] = v.im;
                 }
             }
         }
-        out
     }
 
-    /// Inverse STFT (torch.istft center=True, length = frames·hop): irfft per frame, window,
-    /// overlap-add, divide by the summed squared window.
-    fn ola(&self, spec: &[Complex32], frames: usize) -> Vec<f32> {
+    /// Inverse STFT of `self.re`/`self.im` (torch.istft center=True, length = frames·hop):
+    /// irfft per frame, window, overlap-add, divide by the summed squared window.
+    fn ola(&self, frames: usize) -> Vec<f32> {
         let total = (frames + K - 1) * HOP;
         let mut y = vec![0.0f32; total];
         let mut wsum = vec![0.0f32; total];
-        let mut bins = self.inverse.make_input_vec();
+        let mut block = vec![Complex32::new(0.0, 0.0); BLOCK * BINS];
         let mut frame = vec![0.0f32; N_FFT];
+        let mut scratch = self.inverse.make_scratch_vec();
         let scale = 1.0 / N_FFT as f32;
-        for k in 0..frames {
-            for (b, v) in bins.iter_mut().enumerate() {
-                *v = spec[b * frames + k];
+        for k0 in (0..frames).step_by(BLOCK) {
+            let count = BLOCK.min(frames - k0);
+            for b in 0..BINS {
+                let row = b * frames + k0;
+                for kk in 0..count {
+                    block[kk * BINS + b] = Complex32::new(self.re[row + kk], self.im[row + kk]);
+                }
             }
-            // irfft ignores the imaginary parts of DC and Nyquist; realfft insists they are 0.
-            bins[0].im = 0.0;
-            bins[BINS - 1].im = 0.0;
-            if self.inverse.process(&mut bins, &mut frame).is_err() {
-                continue;
-            }
-            let base = k * HOP;
-            for j in 0..N_FFT {
-                y[base + j] += frame[j] * scale * self.win[j];
+            for (kk, bins) in block.chunks_exact_mut(BINS).take(count).enumerate() {
+                // irfft ignores the imaginary parts of DC and Nyquist; realfft insists they are 0.
+                bins[0].im = 0.0;
+                bins[BINS - 1].im = 0.0;
+                if self.inverse.process_with_scratch(bins, &mut frame, &mut scratch).is_err() {
+                    continue;
+                }
+                let base = (k0 + kk) * HOP;
+                for ((y, f), w) in y[base..base + N_FFT].iter_mut().zip(&frame).zip(&self.win) {
+                    *y += f * scale * w;
+                }
             }
         }
         let w2: Vec<f32> = self.win.iter().map(|w| w * w).collect();
         for k in 0..frames {
             let base = k * HOP;
-            for j in 0..N_FFT {
-                wsum[base + j] += w2[j];
+            for (s, w) in wsum[base..base + N_FFT].iter_mut().zip(&w2) {
+                *s += w;
             }
         }
         let half = N_FFT / 2;
-        (half..half + frames * HOP).map(|i| y[i] * (1.0 / wsum[i].max(1e-11))).collect()
+        y[half..half + frames * HOP].iter().zip(&wsum[half..]).map(|(y, w)| y * (1.0 / w.max(1e-11))).collect()
     }
 }
 
@@ -235,20 +299,28 @@ pub fn pulses(f0: &[f32]) -> Vec<f32> {
             f[k * HOP + j] = if j < h2 { a * v[j] + b * u[j] } else { b * v[j] + c * u[j] };
         }
     }
+    // The phase is a running sum (sequential, in f64 like the reference); the rest vectorizes.
+    let mut t = vec![0.0f32; f.len()];
+    fastmath::simd(|| {
+        let mut acc = 0.0f64;
+        for (t, fi) in t.iter_mut().zip(&f) {
+            acc += fi.max(VTHRESH) as f64;
+            let phase = (acc * (1.0 / SR as f64)).fract();
+            *t = (phase * (2.0 * std::f64::consts::PI)) as f32;
+        }
+    });
     let mut out = vec![0.0f32; f.len()];
-    let mut acc = 0.0f64;
-    for (i, fi) in f.iter().enumerate() {
-        let voiced = *fi > VTHRESH;
-        let fv = fi.max(VTHRESH);
-        acc += fv as f64;
-        let mut t = acc * (1.0 / SR as f64);
-        t = t.fract();
-        let t = (t * (2.0 * std::f64::consts::PI)) as f32;
-        let h = (FMAX / fv).floor() + 0.5;
-        let s = (t * 0.5).sin() * 2.0;
-        let e = if s.abs() <= 2e-3 { h } else { (h * t).sin() / s };
-        out[i] = if voiced { e - 0.5 } else { 0.0 };
-    }
+    // t < 2π and H ≤ 11000/40 + ½, so every sine argument is inside fastmath's exact range.
+    fastmath::simd(|| {
+        for ((o, fi), t) in out.iter_mut().zip(&f).zip(&t) {
+            let voiced = *fi > VTHRESH;
+            let fv = fi.max(VTHRESH);
+            let h = (FMAX / fv).floor() + 0.5;
+            let s = fastmath::sincos(t * 0.5).0 * 2.0;
+            let e = if s.abs() <= 2e-3 { h } else { fastmath::sincos(h * t).0 / s };
+            *o = if voiced { e - 0.5 } else { 0.0 };
+        }
+    });
     out
 }
 
@@ -270,13 +342,16 @@ mod tests {
     #[test]
     fn stft_then_ola_reconstructs_inside() {
         // With only the free-phase branch carrying a known STFT, ola inverts stft.
-        let tail = Tail::new();
-        let frames = 20;
+        // 37 frames: more than two scatter/gather blocks, the last one partial.
+        let mut tail = Tail::new();
+        let frames = 37;
         let x: Vec<f32> = (0..frames * HOP).map(|i| (i as f32 * 0.05).sin() * 0.3).collect();
-        let spec = tail.stft(&x, frames);
+        tail.stft(&x, frames);
         // Undo the source window's 1/(n_fft/4) scaling: ola expects a Hann-analysed spectrum.
-        let spec: Vec<Complex32> = spec.iter().map(|c| c * (N_FFT as f32 / 4.0)).collect();
-        let y = tail.ola(&spec, frames);
+        for v in tail.re.iter_mut().chain(tail.im.iter_mut()) {
+            *v *= N_FFT as f32 / 4.0;
+        }
+        let y = tail.ola(frames);
         assert_eq!(y.len(), x.len());
         let err =
             x[HOP..x.len() - HOP].iter().zip(&y[HOP..y.len() - HOP]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
@@ -286,9 +361,17 @@ mod tests {
     #[test]
     fn gaussian_noise_is_standard() {
         let mut g = Gaussian::new(7);
-        let xs: Vec<f32> = (0..20_000).map(|_| g.normal()).collect();
-        let mean = xs.iter().sum::<f32>() / xs.len() as f32;
-        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / xs.len() as f32;
-        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "mean {mean} var {var}");
+        let (mut a, mut b) = (vec![0.0f32; 20_000], vec![0.0f32; 20_000]);
+        assert!(g.fill(&mut a, &mut b));
+        for xs in [&a, &b] {
+            let mean = xs.iter().sum::<f32>() / xs.len() as f32;
+            let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / xs.len() as f32;
+            let kurtosis = xs.iter().map(|x| (x - mean).powi(4)).sum::<f32>() / xs.len() as f32 / (var * var);
+            assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "mean {mean} var {var}");
+            assert!((kurtosis - 3.0).abs() < 0.2, "kurtosis {kurtosis}");
+        }
+        // The two halves of a pair are uncorrelated.
+        let r = a.iter().zip(&b).map(|(x, y)| x * y).sum::<f32>() / a.len() as f32;
+        assert!(r.abs() < 0.03, "correlation {r}");
     }
 }
