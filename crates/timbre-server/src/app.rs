@@ -126,7 +126,6 @@ pub fn with_api(state: AppState, api: Router<AppState>) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(log_response))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(from_fn(metrics::track))
-        .layer(from_fn(error::normalize_errors))
         .layer(cors(&state))
         .layer(from_fn_with_state(state.config.max_upload_bytes(), limits::body_limit))
         .layer(DefaultBodyLimit::max(body_limit))

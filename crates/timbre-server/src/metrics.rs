@@ -44,7 +44,8 @@ pub fn handle() -> PrometheusHandle {
 }
 
 /// Counts and times every request, labelled by the matched route (not the raw path, which would
-/// explode label cardinality), and adds `x-total-time` in milliseconds.
+/// explode label cardinality), and adds `x-total-time` in milliseconds. Error responses are
+/// put in the envelope here too ([`crate::error::normalize`]), before they are counted.
 ///
 /// It runs outside the router (so it also counts what the outer layers answer: CORS preflights,
 /// 413s); the route comes back on the response from [`RouteLabelLayer`].
@@ -53,7 +54,7 @@ pub async fn track(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let inflight = inflight_gauge();
     inflight.increment(1.0);
-    let mut response = next.run(request).await;
+    let mut response = crate::error::normalize(next.run(request).await).await;
     inflight.decrement(1.0);
     let elapsed = started.elapsed();
     let route = response.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
@@ -88,8 +89,11 @@ fn inflight_gauge() -> &'static Gauge {
 /// makes the per-request cost two atomic updates under a shared read lock.
 #[derive(Default)]
 struct RequestHandles {
-    by_route: RwLock<HashMap<String, HashMap<(Method, u16), (Counter, Histogram)>>>,
+    by_route: RwLock<HashMap<String, RouteHandles>>,
 }
+
+/// One route's handles by (method, status).
+type RouteHandles = HashMap<(Method, u16), (Counter, Histogram)>;
 
 fn request_handles() -> &'static RequestHandles {
     static HANDLES: OnceLock<RequestHandles> = OnceLock::new();
