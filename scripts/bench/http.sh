@@ -15,13 +15,16 @@
 #   BENCH_SERVERS   which servers to run, in order (default "timbre fastapi")
 #   SERVER_CPUS     optional taskset CPU list applied to both servers, e.g. "1" (default: none;
 #                   both servers and wrk share all cores)
+#   WRK_CPUS        taskset CPU list for wrk (default: when SERVER_CPUS is set, every other
+#                   CPU this script may use, so client and server never compete; else none)
 #   TIMBRE_CACHE    cache root; the FastAPI venv lives in $TIMBRE_CACHE/venv-bench
 #                   (default ~/.cache/timbre)
 #   BENCH_OUT       where raw wrk output and server logs go (default target/bench/http-<time>)
 #
 # Same conditions for both: loopback, same machine, no per-request logging, uvicorn with one
 # worker (its usual deployment in the seeds), timbre with its defaults (one process; tokio
-# uses every core). wrk runs on the same machine and takes CPU from both alike.
+# uses every core it is allowed). wrk runs on the same machine; with SERVER_CPUS it gets the
+# other cores to itself, otherwise it takes CPU from both servers alike.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -110,6 +113,34 @@ ensure_timbre() {
   log "cargo build --release -p timbre"
   (cd "$ROOT" && cargo build --release -p timbre) >&2 || die "cargo build failed"
   [ -x "$TIMBRE_BIN" ] || die "build finished but $TIMBRE_BIN is missing"
+}
+
+# The CPUs this process may use minus SERVER_CPUS, as a taskset list ("" when none are left).
+other_cpus() {
+  python3 - "$1" <<'PY'
+import os, sys
+
+def parse(spec):
+    cpus = set()
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+print(",".join(str(c) for c in sorted(os.sched_getaffinity(0) - parse(sys.argv[1]))))
+PY
+}
+
+# wrk, pinned to WRK_CPUS when there are any.
+run_wrk() {
+  if [ -n "$WRK_PIN" ]; then
+    taskset -c "$WRK_PIN" wrk "$@"
+  else
+    wrk "$@"
+  fi
 }
 
 free_port() {
@@ -269,9 +300,9 @@ bench_one() {
     || die "$name: GET /health failed"
 
   log "$name: warm-up 2s"
-  wrk "${WRK_ARGS[@]}" -d2s "$url" >"$OUT/$name-warmup.txt"
-  log "$name: wrk ${WRK_ARGS[*]} -d$DURATION $url"
-  wrk "${WRK_ARGS[@]}" -d"$DURATION" "$url" >"$OUT/$name-wrk.txt"
+  run_wrk "${WRK_ARGS[@]}" -d2s "$url" >"$OUT/$name-warmup.txt"
+  log "$name: wrk ${WRK_ARGS[*]} -d$DURATION $url${WRK_PIN:+ (wrk on CPUs $WRK_PIN)}"
+  run_wrk "${WRK_ARGS[@]}" -d"$DURATION" "$url" >"$OUT/$name-wrk.txt"
   read -r rps p50 p99 errors < <(parse_wrk "$OUT/$name-wrk.txt") \
     || die "$name: could not parse wrk output ($OUT/$name-wrk.txt)"
   [ "$errors" -eq 0 ] || log "WARNING: $name: wrk reported $errors error line(s); see $OUT/$name-wrk.txt"
@@ -288,6 +319,11 @@ bench_one() {
 main() {
   mkdir -p "$OUT"
   ensure_wrk
+  WRK_PIN=${WRK_CPUS:-}
+  if [ -z "$WRK_PIN" ] && [ -n "${SERVER_CPUS:-}" ]; then
+    WRK_PIN=$(other_cpus "$SERVER_CPUS")
+    [ -n "$WRK_PIN" ] || log "WARNING: SERVER_CPUS=$SERVER_CPUS leaves no CPU for wrk; it shares them"
+  fi
   local name
   for name in $BENCH_SERVERS; do
     case $name in
@@ -307,7 +343,7 @@ main() {
   cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
   echo
   echo "GET /health — $(date -u +%Y-%m-%d), $(nproc) cores ($cpu), wrk ${WRK_ARGS[*]} -d$DURATION" \
-    "after a 2 s warm-up${SERVER_CPUS:+, servers pinned to CPUs $SERVER_CPUS}"
+    "after a 2 s warm-up${SERVER_CPUS:+, servers pinned to CPUs $SERVER_CPUS}${WRK_PIN:+, wrk to CPUs $WRK_PIN}"
   echo
   echo "| server | req/s | p50 (ms) | p99 (ms) | exec→listening (ms, median of $STARTS) | idle RSS (MB) |"
   echo "|---|---:|---:|---:|---:|---:|"

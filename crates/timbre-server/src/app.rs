@@ -14,12 +14,13 @@ use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::openapi::ApiDoc;
+use crate::request_id::MakeFastRequestId;
 use crate::routes::{
     health, jobs, models, songs, speech, streams, stt_stream, tag_stream, tags, transcriptions, tts_stream, ws,
 };
@@ -109,21 +110,27 @@ pub fn with_api(state: AppState, api: Router<AppState>) -> Router {
     );
     let docs = SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi());
     let body_limit = usize::try_from(state.config.max_upload_bytes()).unwrap_or(usize::MAX);
-    Router::new()
+    let routes = Router::new()
         .merge(public_routes(&state))
         .merge(protected)
         .merge(docs)
         .fallback(error::not_found_fallback)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(from_fn_with_state(state.clone(), limits::body_limit))
-        .layer(cors(&state))
-        .layer(from_fn(error::normalize_errors))
-        .layer(from_fn(metrics::track))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(log_response))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(metrics::RouteLabelLayer)
+        .with_state(state.clone());
+    // Everything that does not depend on the route wraps the router once instead of every
+    // route: `Router::layer` puts layers inside each route's boxed service, which axum clones
+    // (with every layer in it) for each request and for each `from_fn` on the way.
+    let edge = ServiceBuilder::new()
         .layer(CatchPanicLayer::custom(error::panic_response))
-        .with_state(state)
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeFastRequestId))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(log_response))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(from_fn(metrics::track))
+        .layer(cors(&state))
+        .layer(from_fn_with_state(state.config.max_upload_bytes(), limits::body_limit))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .service(routes);
+    Router::new().fallback_service(edge)
 }
 
 /// Signify compatibility (`TIMBRE_STREAM_PORT`): the keypoint stream of `stream_model` at `/`,

@@ -212,7 +212,12 @@ pub async fn not_found_fallback(request: Request) -> ApiError {
 /// Rewrites error responses that are not already JSON (axum's 405, extractor rejections, a
 /// panic caught by the outer layer) into the envelope, so no client ever sees a bare string.
 pub async fn normalize_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+    normalize(next.run(request).await).await
+}
+
+/// [`normalize_errors`] on a response in hand: the main stack calls it from its metrics
+/// middleware, one layer less per request.
+pub async fn normalize(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;

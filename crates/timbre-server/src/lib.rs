@@ -11,6 +11,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
+pub mod request_id;
 pub mod routes;
 pub mod sessions;
 pub mod state;

@@ -77,8 +77,7 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
 /// Rejects a declared body over the limit before reading a byte of it. Chunked bodies are capped
 /// by axum's `DefaultBodyLimit` in the extractors, and their rejection is normalised to the
 /// same 413 envelope.
-pub async fn body_limit(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
-    let limit = state.config.max_upload_bytes();
+pub async fn body_limit(State(limit): State<u64>, request: Request, next: Next) -> Result<Response, ApiError> {
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {

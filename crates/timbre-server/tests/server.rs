@@ -292,8 +292,14 @@ async fn metrics_and_openapi_describe_the_service() {
     server.registry.update(model("ced-tiny", true, ModelState::Ready, None));
     let c = client();
     c.get(server.url("/v1/models")).send().await.unwrap();
+    c.delete(server.url("/v1/models")).send().await.unwrap();
+    c.get(server.url("/v1/no-such-route")).send().await.unwrap();
     let text = c.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(text.contains(r#"timbre_http_requests_total{route="/v1/models",method="GET",status="200"}"#), "{text}");
+    // Rejections are counted too; an unknown path gets one shared label, not its raw path.
+    assert!(text.contains(r#"method="DELETE",status="405"}"#), "{text}");
+    assert!(!text.contains("no-such-route"), "{text}");
+    assert!(text.contains(r#"timbre_http_requests_total{route="unmatched",method="GET",status="404"}"#), "{text}");
     assert!(text.contains("timbre_http_request_duration_seconds_bucket"), "histogram: {text}");
     assert!(text.contains(r#"timbre_model_state{model="ced-tiny",state="ready"} 1"#), "{text}");
     assert!(text.contains(r#"timbre_model_state{model="ced-tiny",state="failed"} 0"#), "{text}");

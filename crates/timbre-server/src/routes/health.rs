@@ -5,14 +5,17 @@
 //! fought. `/readyz` is the strict one, for load balancers and Kubernetes.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use timbre_engines::{ModelState, ServiceStatus, Snapshot};
+use tokio::sync::watch;
 use utoipa::ToSchema;
 
 use crate::state::AppState;
@@ -82,14 +85,87 @@ pub fn health_of(state: &AppState, snapshot: &Snapshot) -> Health {
             .collect(),
         reasons: snapshot.reasons(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        uptime_s: (state.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        uptime_s: uptime_s(state),
     }
 }
 
 /// Detailed health. Always 200; read `status` and `ready`.
+///
+/// Load balancers poll this path more than any other, so its body is not rebuilt per request:
+/// everything but `uptime_s` is serialized once per registry change (see [`HealthCache`]).
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = Health)))]
-pub async fn health(State(state): State<AppState>) -> Json<Health> {
-    Json(health_of(&state, &state.snapshot()))
+pub async fn health(State(state): State<AppState>) -> Response {
+    let body = state.health_cache.body(&state);
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+/// `/health`'s JSON up to `"uptime_s":`, rebuilt only when the registry publishes a new
+/// snapshot (models change state a handful of times per process; health is polled constantly).
+pub struct HealthCache {
+    inner: Mutex<Cached>,
+}
+
+struct Cached {
+    models: watch::Receiver<Snapshot>,
+    prefix: Option<Bytes>,
+}
+
+impl HealthCache {
+    pub fn new(models: watch::Receiver<Snapshot>) -> Self {
+        Self { inner: Mutex::new(Cached { models, prefix: None }) }
+    }
+
+    /// The full `/health` body: the cached prefix, the uptime, the closing brace.
+    pub fn body(&self, state: &AppState) -> Bytes {
+        let prefix = match self.inner.lock() {
+            Ok(mut cached) => cached.prefix(state),
+            // A panic while rebuilding poisoned the lock: build without the cache.
+            Err(_) => health_prefix(&health_of(state, &state.snapshot())),
+        };
+        let mut body = Vec::with_capacity(prefix.len() + 24);
+        body.extend_from_slice(&prefix);
+        // serde_json writes the f64 exactly as serializing `Health` would.
+        if serde_json::to_writer(&mut body, &uptime_s(state)).is_err() {
+            body.push(b'0');
+        }
+        body.push(b'}');
+        Bytes::from(body)
+    }
+}
+
+impl Cached {
+    fn prefix(&mut self, state: &AppState) -> Bytes {
+        // An error means the registry is gone: its last snapshot stays the truth.
+        let changed = self.models.has_changed().unwrap_or(false);
+        match &self.prefix {
+            Some(prefix) if !changed => prefix.clone(),
+            _ => {
+                let snapshot = self.models.borrow_and_update().clone();
+                let prefix = health_prefix(&health_of(state, &snapshot));
+                self.prefix = Some(prefix.clone());
+                prefix
+            }
+        }
+    }
+}
+
+const UPTIME_KEY: &[u8] = b"\"uptime_s\":";
+
+/// The serialized `Health` cut just after `"uptime_s":` (its last field, a number).
+fn health_prefix(health: &Health) -> Bytes {
+    let mut json = serde_json::to_vec(health).unwrap_or_default();
+    match json.windows(UPTIME_KEY.len()).rposition(|w| w == UPTIME_KEY) {
+        Some(at) => json.truncate(at + UPTIME_KEY.len()),
+        None => {
+            // Unreachable while `uptime_s` is a field; keep the body valid JSON regardless.
+            json = br#"{"status":"degraded","uptime_s":"#.to_vec();
+        }
+    }
+    Bytes::from(json)
+}
+
+fn uptime_s(state: &AppState) -> f64 {
+    (state.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
 }
 
 /// Readiness: 200 when every required model is ready, else 503 with the same body.
@@ -204,4 +280,48 @@ pub async fn root(State(state): State<AppState>) -> Json<ServiceInfo> {
             ("models", "/v1/models"),
         ]),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use timbre_engines::{ModelStatus, Registry};
+
+    use super::*;
+    use crate::Config;
+
+    /// The cached body parses to what serializing `Health` gives, apart from the uptime.
+    fn assert_matches_fresh(state: &AppState) -> serde_json::Value {
+        let cached: serde_json::Value = serde_json::from_slice(&state.health_cache.body(state)).unwrap();
+        let mut fresh = serde_json::to_value(health_of(state, &state.snapshot())).unwrap();
+        assert!(cached["uptime_s"].as_f64().unwrap() <= fresh["uptime_s"].as_f64().unwrap());
+        fresh["uptime_s"] = cached["uptime_s"].clone();
+        assert_eq!(cached, fresh);
+        cached
+    }
+
+    #[tokio::test]
+    async fn cached_body_follows_the_registry() {
+        let registry = Registry::new();
+        let state = AppState::new(Config::default(), Arc::clone(&registry));
+        assert_eq!(assert_matches_fresh(&state)["status"], "starting");
+
+        let mut m = ModelStatus::new("ced-tiny", "ced", "tagging", true);
+        m.state = ModelState::Failed;
+        m.reason = Some("missing file".into());
+        registry.update(m);
+        registry.finish_first_pass();
+        let v = assert_matches_fresh(&state);
+        assert_eq!(v["status"], "degraded");
+        assert_eq!(v["models"]["ced-tiny"]["reason"], "missing file");
+
+        let mut m = ModelStatus::new("ced-tiny", "ced", "tagging", true);
+        m.state = ModelState::Ready;
+        registry.update(m);
+        let v = assert_matches_fresh(&state);
+        assert_eq!(v["status"], "healthy");
+        assert_eq!(v["ready"], true);
+    }
 }
