@@ -262,11 +262,18 @@ async fn flooding_is_throttled_not_fatal() {
 #[tokio::test]
 async fn idle_sessions_close_and_shutdown_says_1001() {
     let mut c = connect(Limits { idle_timeout: Duration::from_millis(300), max_fps: 0.0 });
-    assert_eq!(c.letter('A').await.0, "A");
+    // Frames every 100 ms for 0.6 s, twice the timeout: activity keeps the session open.
+    let started = std::time::Instant::now();
+    for _ in 0..6 {
+        assert_eq!(c.letter('A').await.0, "A");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     match c.recv().await {
         Message::Close(Some(frame)) => assert_eq!((frame.code, frame.reason.as_str()), (1000, "idle timeout")),
         other => panic!("expected close, got {other:?}"),
     }
+    let open = started.elapsed();
+    assert!(open >= Duration::from_millis(800), "closed {open:?} after the first frame: idle counts from the last one");
     tokio::time::timeout(Duration::from_secs(2), &mut c.task).await.unwrap().unwrap();
 
     let mut c = connect(limits());
