@@ -82,26 +82,9 @@ fn floats(v: &Value) -> Vec<f64> {
     v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
 }
 
-/// 16-bit mono WAV.
-fn wav(samples: &[i16], rate: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    let data = (samples.len() * 2) as u32;
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data.to_le_bytes());
-    for s in samples {
-        out.extend_from_slice(&s.to_le_bytes());
-    }
-    out
+/// A 16-bit mono WAV, through the project's own encoder.
+fn wav(samples: &[f32], rate: u32) -> Vec<u8> {
+    timbre_audio::encode(samples, rate, timbre_audio::OutputFormat::Wav).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,7 +207,7 @@ async fn corrupt_silent_and_unsupported_uploads_fail_clearly() {
     // Not audio, silence: accepted (the format is checked by name), then the job fails at once
     // with the reason, and the analysis says so; the queue goes on.
     let garbage = b"ID3 this is not an mp3 at all, only text pretending to be one".to_vec();
-    let silent = wav(&vec![0; 16_000 * 8], 16_000);
+    let silent = wav(&vec![0.0; 16_000 * 8], 16_000);
     for (name, bytes, reason) in [("broken.mp3", garbage, "not usable audio"), ("quiet.wav", silent, "silent")] {
         let r = upload(&c, &server, "/v1/songs", name, bytes, None).await;
         assert_eq!(r.status(), 202, "{name}");
@@ -256,7 +239,7 @@ async fn corrupt_silent_and_unsupported_uploads_fail_clearly() {
     assert_envelope(c.get(server.url("/v1/songs/not-a-song")).send().await.unwrap(), 404, "not_found").await;
 
     // SonoTag's alias stores the song the same way and names the file.
-    let r = upload(&c, &server, "/upload_audio", "quiet.wav", wav(&vec![0; 16_000 * 4], 16_000), None).await;
+    let r = upload(&c, &server, "/upload_audio", "quiet.wav", wav(&vec![0.0; 16_000 * 4], 16_000), None).await;
     assert_eq!(r.status(), 202);
     let body = json(r).await;
     assert_eq!(body["filename"], "quiet.wav");

@@ -24,26 +24,9 @@ fn song(id: &str) -> (PathBuf, serde_json::Value) {
     (dir.join(format!("{id}.wav")), serde_json::from_str(&truth).unwrap())
 }
 
-/// A 16-bit mono WAV of `samples`.
-fn wav(samples: &[i16], rate: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    let data = (samples.len() * 2) as u32;
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data.to_le_bytes());
-    for s in samples {
-        out.extend_from_slice(&s.to_le_bytes());
-    }
-    out
+/// A 16-bit mono WAV, through the project's own encoder.
+fn wav(samples: &[f32], rate: u32) -> Vec<u8> {
+    timbre_audio::encode(samples, rate, timbre_audio::OutputFormat::Wav).unwrap()
 }
 
 #[test]
@@ -81,11 +64,11 @@ fn analyze_reports_tempo_beats_meter_loudness_genre_and_mood() {
 fn analyze_rejects_silence_noise_files_and_garbage_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let silent = dir.path().join("silent.wav");
-    std::fs::write(&silent, wav(&vec![0; 16_000 * 6], 16_000)).unwrap();
+    std::fs::write(&silent, wav(&vec![0.0; 16_000 * 6], 16_000)).unwrap();
     let garbage = dir.path().join("song.mp3");
     std::fs::write(&garbage, b"this is not an mp3 at all, just text pretending").unwrap();
     let short = dir.path().join("short.wav");
-    std::fs::write(&short, wav(&vec![1000; 16_000], 16_000)).unwrap();
+    std::fs::write(&short, wav(&vec![1000.0 / 32768.0; 16_000], 16_000)).unwrap();
     for (file, expect) in [(&silent, "silent"), (&garbage, "song.mp3"), (&short, "at least")] {
         let (code, _, err) = stdout_of(timbre().arg("analyze").arg(file).arg("--no-tags"));
         assert_eq!(code, 1, "{}: {err}", file.display());
