@@ -44,6 +44,18 @@ struct Job<Req, Resp> {
     span: tracing::Span,
 }
 
+/// One request through `worker`, timed. A panicking model call fails this request, not the
+/// thread (or, for callers that run a worker inline, not the lock that guards it).
+pub(crate) fn handle_guarded<W: Worker>(
+    worker: &mut W,
+    request: W::Request,
+) -> (Result<W::Response, String>, Duration) {
+    let started = Instant::now();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.handle(request)))
+        .unwrap_or_else(|_| Err("engine panicked".to_string()));
+    (result, started.elapsed())
+}
+
 pub struct Actor<Req, Resp> {
     name: String,
     tx: Sender<Job<Req, Resp>>,
@@ -77,12 +89,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> Actor<Req, Resp> {
                         depth.fetch_sub(1, Ordering::AcqRel);
                         let queued = job.enqueued.elapsed();
                         let _entered = job.span.enter();
-                        let started = Instant::now();
-                        // A panicking model call fails this request, not the worker thread.
-                        let result =
-                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.handle(job.request)))
-                                .unwrap_or_else(|_| Err("engine panicked".to_string()));
-                        let inference = started.elapsed();
+                        let (result, inference) = handle_guarded(&mut worker, job.request);
                         queue_seconds.record(queued.as_secs_f64());
                         inference_seconds.record(inference.as_secs_f64());
                         let _ = job.reply.send(result.map(|value| Timed { value, queued, inference }));

@@ -16,7 +16,7 @@ mod spec;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ort::value::{DynValue, Tensor};
 
@@ -203,10 +203,14 @@ impl StreamClassifier {
         if warm.scores.iter().chain(warm.state.iter().flatten()).any(|v| !v.is_finite()) {
             return Err("warm-up produced non-finite values".into());
         }
+        // A slow model is known at its first slow probe: no need to time the rest.
         let mut slowest = Duration::ZERO;
         for _ in 0..PROBES {
             let probe = engine.actor.call_blocking(zeros()).map_err(|e| format!("warm-up failed: {e}"))?;
             slowest = slowest.max(probe.inference);
+            if slowest >= INLINE_BELOW {
+                break;
+            }
         }
         if slowest < INLINE_BELOW {
             for _ in 0..workers {
@@ -234,12 +238,8 @@ impl StreamClassifier {
     }
 
     fn run_inline(&self, worker: &mut StreamWorker, input: ModelInput) -> Result<Timed<ModelOutput>, EngineError> {
-        let started = Instant::now();
-        // Caught here, inside the lock, so a panicking call fails this frame and leaves the
-        // session usable (the mutex is not poisoned).
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.handle(input)))
-            .unwrap_or_else(|_| Err("engine panicked".to_string()));
-        let inference = started.elapsed();
+        // Caught inside the lock, so the mutex is not poisoned by a panicking call.
+        let (result, inference) = crate::actor::handle_guarded(worker, input);
         self.inference_seconds.record(inference.as_secs_f64());
         match result {
             Ok(value) => Ok(Timed { value, queued: Duration::ZERO, inference }),

@@ -263,11 +263,9 @@ impl Pipeline<'_> {
                 // First temperature only, a bounded token count; any doubt (a loop, a result the
                 // thresholds would reject) goes to the full window with every fallback.
                 // The search takes at most min(max_length / 2, max_length - prompt) steps.
-                let max_length = (2 * fit_token_cap(segment_duration))
-                    .max(prompt.len() + fit_token_cap(segment_duration))
-                    .min(MAX_LENGTH);
-                let cap =
-                    fit_token_cap(segment_duration).min(max_length / 2).min(max_length.saturating_sub(prompt.len()));
+                let wanted = fit_token_cap(segment_duration);
+                let max_length = (2 * wanted).max(prompt.len() + wanted).min(MAX_LENGTH);
+                let cap = wanted.min(max_length / 2).min(max_length.saturating_sub(prompt.len()));
                 let first = TranscribeOptions {
                     temperatures: opts.temperatures.iter().take(1).copied().collect(),
                     ..opts.clone()
