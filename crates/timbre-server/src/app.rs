@@ -10,7 +10,8 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
-use tokio::net::TcpListener;
+use axum::serve::{ListenerExt, TapIo};
+use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -125,9 +126,9 @@ pub fn with_api(state: AppState, api: Router<AppState>) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeFastRequestId))
         .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(log_response))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(from_fn(metrics::track))
+        .layer(metrics::TrackLayer)
         .layer(cors(&state))
-        .layer(from_fn_with_state(state.config.max_upload_bytes(), limits::body_limit))
+        .layer(limits::BodyLimitLayer::new(state.config.max_upload_bytes()))
         .layer(DefaultBodyLimit::max(body_limit))
         .service(routes);
     Router::new().fallback_service(edge)
@@ -159,9 +160,21 @@ pub fn health_app(state: AppState) -> Router {
 /// down; its WebSocket sessions are counted and closed (1001) like the main port's.
 pub async fn serve_extra(listener: TcpListener, router: Router, state: AppState) -> std::io::Result<()> {
     let mut shutdown = state.sessions.shutdown_signal();
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+    axum::serve(nodelay(listener), router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move { crate::sessions::shutting_down(&mut shutdown).await })
         .await
+}
+
+/// Accepted connections send small writes at once: a streamed response (TTS audio chunks, SSE
+/// deltas) would otherwise wait on Nagle's algorithm for the peer's delayed ACK between chunks.
+fn nodelay(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)> {
+    listener.tap_io(set_nodelay as fn(&mut TcpStream))
+}
+
+fn set_nodelay(tcp: &mut TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
 }
 
 fn cors(state: &AppState) -> CorsLayer {
@@ -229,7 +242,7 @@ pub async fn serve_router(
             }
         })
     });
-    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+    let server = axum::serve(nodelay(listener), router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(graceful);
     let mut server = tokio::spawn(server.into_future());
     let result = tokio::select! {

@@ -218,18 +218,10 @@ pub async fn normalize_errors(request: Request, next: Next) -> Response {
 /// [`normalize_errors`] on a response in hand: the main stack calls it from its metrics
 /// middleware, one layer less per request.
 pub async fn normalize(response: Response) -> Response {
+    if !needs_envelope(&response) {
+        return response;
+    }
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if is_json {
-        return response;
-    }
     let (parts, body) = response.into_parts();
     // Rejection bodies are short; cap what we read so a streaming error body cannot stall us.
     let text = match tokio::time::timeout(Duration::from_secs(1), body.collect()).await {
@@ -245,6 +237,19 @@ pub async fn normalize(response: Response) -> Response {
         }
     }
     fresh
+}
+
+/// An error status whose body is not JSON yet (axum's plain-text rejections, tower's 413/408).
+pub fn needs_envelope(response: &Response) -> bool {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return false;
+    }
+    !response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
 }
 
 fn classify(status: StatusCode) -> (&'static str, &'static str, &'static str) {

@@ -2,15 +2,20 @@
 //! and processing timeout.
 //! Each answers in the error envelope with the headers clients need to back off.
 
+use std::convert::Infallible;
+use std::future::{Ready, ready};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
 use tokio::sync::Semaphore;
+use tower::{Layer, Service};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -76,14 +81,54 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
 
 /// Rejects a declared body over the limit before reading a byte of it. Chunked bodies are capped
 /// by axum's `DefaultBodyLimit` in the extractors, and their rejection is normalised to the
-/// same 413 envelope.
-pub async fn body_limit(State(limit): State<u64>, request: Request, next: Next) -> Result<Response, ApiError> {
-    let declared =
-        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::payload_too_large(limit));
+/// same 413 envelope. A plain service rather than `from_fn`: it sits in front of every route.
+#[derive(Clone, Copy)]
+pub struct BodyLimitLayer {
+    limit: u64,
+}
+
+impl BodyLimitLayer {
+    pub fn new(limit: u64) -> Self {
+        Self { limit }
     }
-    Ok(next.run(request).await)
+}
+
+impl<S> Layer<S> for BodyLimitLayer {
+    type Service = BodyLimit<S>;
+
+    fn layer(&self, inner: S) -> BodyLimit<S> {
+        BodyLimit { inner, limit: self.limit }
+    }
+}
+
+#[derive(Clone)]
+pub struct BodyLimit<S> {
+    inner: S,
+    limit: u64,
+}
+
+impl<S> Service<Request> for BodyLimit<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if declared_length(request.headers()).is_some_and(|n| n > self.limit) {
+            return Either::Left(ready(Ok(ApiError::payload_too_large(self.limit).into_response())));
+        }
+        Either::Right(self.inner.call(request))
+    }
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 /// Global cap on API requests being processed; beyond it, 503 + Retry-After instead of a queue

@@ -2,6 +2,7 @@
 //! counters and latency histograms recorded by a middleware, model state refreshed at scrape.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::io::Write;
 use std::pin::Pin;
@@ -11,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{Counter, Gauge, Histogram, Label};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -48,21 +48,112 @@ pub fn handle() -> PrometheusHandle {
 /// put in the envelope here too ([`crate::error::normalize`]), before they are counted.
 ///
 /// It runs outside the router (so it also counts what the outer layers answer: CORS preflights,
-/// 413s); the route comes back on the response from [`RouteLabelLayer`].
-pub async fn track(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let inflight = inflight_gauge();
-    inflight.increment(1.0);
-    let mut response = crate::error::normalize(next.run(request).await).await;
-    inflight.decrement(1.0);
-    let elapsed = started.elapsed();
-    let route = response.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-    request_handles().record(route, &method, response.status().as_u16(), elapsed.as_secs_f64());
-    if let Some(v) = millis_header(elapsed) {
-        response.headers_mut().insert(TOTAL_TIME, v);
+/// 413s); the route comes back on the response from [`RouteLabelLayer`]. A hand-written service,
+/// not `from_fn`: that boxes a future and a clone of the inner stack on every request, and this
+/// layer sees every request the server answers.
+#[derive(Clone, Copy, Default)]
+pub struct TrackLayer;
+
+impl<S> Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Track<S> {
+        Track { inner }
     }
-    response
+}
+
+#[derive(Clone)]
+pub struct Track<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Track<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = TrackFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let method = request.method().clone();
+        TrackFuture { inner: self.inner.call(request), normalizing: None, pending: Some(Pending::start(method)) }
+    }
+}
+
+pin_project_lite::pin_project! {
+    pub struct TrackFuture<F> {
+        #[pin]
+        inner: F,
+        // Rewriting an error body into the envelope reads the body: rare, so boxed.
+        normalizing: Option<Pin<Box<dyn Future<Output = Response> + Send>>>,
+        pending: Option<Pending>,
+    }
+}
+
+/// A request being answered: counted in the in-flight gauge until it is finished or dropped
+/// (a client that hangs up mid-request must not leave the gauge one too high).
+struct Pending {
+    started: Instant,
+    method: Method,
+}
+
+impl Pending {
+    fn start(method: Method) -> Self {
+        inflight_gauge().increment(1.0);
+        Self { started: Instant::now(), method }
+    }
+
+    fn finish(self, mut response: Response) -> Response {
+        let elapsed = self.started.elapsed();
+        let route = response.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+        request_handles().record(route, &self.method, response.status().as_u16(), elapsed.as_secs_f64());
+        if let Some(v) = millis_header(elapsed) {
+            response.headers_mut().insert(TOTAL_TIME, v);
+        }
+        response
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        inflight_gauge().decrement(1.0);
+    }
+}
+
+impl<F> Future for TrackFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = if let Some(fut) = this.normalizing.as_mut() {
+            let Poll::Ready(response) = fut.as_mut().poll(cx) else { return Poll::Pending };
+            response
+        } else {
+            let Poll::Ready(Ok(response)) = this.inner.poll(cx) else { return Poll::Pending };
+            if crate::error::needs_envelope(&response) {
+                let mut fut = Box::pin(crate::error::normalize(response));
+                let Poll::Ready(response) = fut.as_mut().poll(cx) else {
+                    *this.normalizing = Some(fut);
+                    return Poll::Pending;
+                };
+                response
+            } else {
+                response
+            }
+        };
+        Poll::Ready(Ok(match this.pending.take() {
+            Some(pending) => pending.finish(response),
+            None => response,
+        }))
+    }
 }
 
 const TOTAL_TIME: HeaderName = HeaderName::from_static("x-total-time");
@@ -202,7 +293,55 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use std::convert::Infallible;
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::extract::Request;
+    use axum::response::Response;
+    use tower::{Layer, ServiceExt};
+
+    fn inflight() -> f64 {
+        let text = super::handle().render();
+        let line = text.lines().find(|l| l.starts_with("timbre_inflight_requests ")).unwrap_or("x 0");
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// A client that hangs up drops the request's future half-way: the gauge must come back down.
+    #[tokio::test]
+    async fn a_dropped_request_leaves_the_inflight_gauge() {
+        let never = tower::service_fn(|_: Request| std::future::pending::<Result<Response, Infallible>>());
+        let mut call = Box::pin(super::TrackLayer.layer(never).oneshot(Request::new(Body::empty())));
+        let before = inflight();
+        assert!(tokio::time::timeout(Duration::from_millis(20), &mut call).await.is_err());
+        assert_eq!(inflight(), before + 1.0, "counted while in flight");
+        drop(call);
+        assert_eq!(inflight(), before, "released when dropped");
+    }
+
+    /// A plain-text error from inside the stack leaves in the envelope, counted and timed.
+    #[tokio::test]
+    async fn errors_are_enveloped_counted_and_timed() {
+        let teapot = tower::service_fn(|_: Request| async {
+            Ok::<_, Infallible>(Response::builder().status(418).body(Body::from("short and stout")).unwrap())
+        });
+        let response = super::TrackLayer.layer(teapot).oneshot(Request::new(Body::empty())).await.unwrap();
+        assert_eq!(response.status(), 418);
+        assert!(response.headers().contains_key("x-total-time"));
+        let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["message"], "short and stout");
+        let text = super::handle().render();
+        assert!(
+            text.lines().any(|l| l.starts_with("timbre_http_requests_total")
+                && l.contains("route=\"unmatched\"")
+                && l.contains("status=\"418\"")),
+            "{text}"
+        );
+    }
+
     #[test]
     fn handle_is_shared() {
         let a = super::handle();

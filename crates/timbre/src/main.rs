@@ -16,6 +16,11 @@ use clap::Parser;
 
 use cli::{Cli, Command, ConfigCommand};
 
+/// mimalloc instead of glibc malloc: see the HTTP section of docs/benchmarks.md for the
+/// per-request instruction counts behind this choice.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
