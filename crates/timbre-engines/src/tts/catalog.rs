@@ -88,12 +88,18 @@ pub fn load_piper(
         p.into()
     });
     let config = Arc::new(PiperConfig::load(&config_path)?);
-    let conv2d = piper_model_2d(&onnx);
+    let mut conv2d = piper_model_2d(&onnx);
     let mut pool = Vec::new();
     let spin = workers <= 1;
     for _ in 0..workers.max(1) {
-        let session = match &conv2d {
-            Some(model) => crate::onnx::OnnxSession::open_bytes(model, &onnx, threads, spin)?,
+        let rewritten = conv2d.as_deref().map(|m| crate::onnx::OnnxSession::open_bytes(m, &onnx, threads, spin));
+        let session = match rewritten {
+            Some(Ok(session)) => session,
+            Some(Err(e)) => {
+                tracing::warn!(model = %onnx.display(), error = %e, "the rewritten model does not load; loading the file as it is");
+                conv2d = None;
+                crate::onnx::OnnxSession::open_with(&onnx, threads, spin)?
+            }
             None => crate::onnx::OnnxSession::open_with(&onnx, threads, spin)?,
         };
         pool.push(PiperWorker::new(session, Arc::clone(&config))?);
