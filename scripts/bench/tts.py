@@ -86,17 +86,22 @@ def hibari_peer(threads):
     return synth
 
 
+# The options timbre's espeak-ng processes run with (tts/piper/espeak.rs `FAST_ARGS`): they cut
+# the audio rendering the command line does and throws away; the IPA is the same.
+ESPEAK = ["espeak-ng", "-q", "--ipa", "-s", "440", "-p", "99", "-z", "-v", "en-us"]
+
+
 def espeak_costs(sentences):
     """Per sentence: spawning `espeak-ng` for it vs one long-lived process reading lines (what
-    timbre does, sentinel line included). Wall milliseconds, medians."""
+    timbre does, sentinel line included), both with timbre's options. Wall milliseconds, medians."""
     import subprocess
 
     spawn = []
     for s in sentences:
         t0 = time.perf_counter()
-        subprocess.run(["espeak-ng", "-q", "--ipa", "-v", "en-us", s], capture_output=True, check=True)
+        subprocess.run(ESPEAK + [s], capture_output=True, check=True)
         spawn.append((time.perf_counter() - t0) * 1000)
-    p = subprocess.Popen(["espeak-ng", "-q", "--ipa", "-v", "en-us"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    p = subprocess.Popen(ESPEAK, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          text=True, bufsize=1)
     p.stdin.write("qxqsentinelqxq\n")
     p.stdin.flush()

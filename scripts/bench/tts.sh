@@ -16,7 +16,8 @@
 # - Time to first audio byte: a two-sentence request with stream_format=audio (pcm), from
 #   sending the request to the first body byte; median and p90 of 15.
 # - espeak-ng: phonemes for each sentence from one long-lived `espeak-ng -q --ipa` process
-#   (what timbre's Piper workers keep) vs spawning `espeak-ng` per sentence; median wall ms.
+#   (what timbre's Piper workers keep, with their `-s 440 -p 99 -z`) vs spawning `espeak-ng` per
+#   sentence; median wall ms.
 # - Intelligibility: the 20 sentences synthesized by timbre (both voices), transcribed by
 #   faster-whisper 1.2.1 with models/whisper-tiny.en (int8, beam 5); word error rate after
 #   lower-casing and dropping punctuation.

@@ -30,6 +30,18 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
     if from == to || samples.is_empty() {
         return Ok(samples.to_vec());
     }
+    let mut resampler = match pool::take(from, to) {
+        Some(r) => r,
+        None => build(from, to)?,
+    };
+    let out = run(&mut resampler, samples, from, to);
+    pool::give_back(from, to, resampler);
+    out
+}
+
+/// A resampler for `from` → `to`: this computes its sinc table (256 taps × 256 phases), about
+/// 7 ms, longer than resampling a sentence of speech takes.
+fn build(from: u32, to: u32) -> Result<Async<f32>> {
     let ratio = f64::from(to) / f64::from(from);
     let params = SincInterpolationParameters {
         sinc_len: SINC_LEN,
@@ -38,8 +50,14 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
         interpolation: SincInterpolationType::Linear,
         window: WindowFunction::BlackmanHarris2,
     };
-    let mut resampler = Async::<f32>::new_sinc(ratio, 1.0, &params, CHUNK, 1, FixedAsync::Input)
-        .map_err(|e| AudioError::internal(format!("resampler setup: {e}")))?;
+    Async::<f32>::new_sinc(ratio, 1.0, &params, CHUNK, 1, FixedAsync::Input)
+        .map_err(|e| AudioError::internal(format!("resampler setup: {e}")))
+}
+
+/// One clip through `resampler` (built for `from` → `to`). `process_all` resets it first, so a
+/// reused resampler carries nothing over from its last clip.
+fn run(resampler: &mut Async<f32>, samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
+    let ratio = f64::from(to) / f64::from(from);
     let (pad, drop) = alignment(from, to, resampler.output_delay());
     let mut padded = Vec::with_capacity(pad + samples.len());
     padded.resize(pad, 0.0);
@@ -55,6 +73,37 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
     let expected = (samples.len() as f64 * ratio).round() as usize;
     data.truncate(expected.max(1));
     Ok(data)
+}
+
+/// Built resamplers waiting for their next clip. Streamed speech resamples each sentence
+/// separately (22.05 → 24 kHz for `pcm`), so building per call put the table's 7 ms in front of
+/// every chunk, the first one included. Callers run on whatever blocking thread is free, so the
+/// pool is process-wide rather than per thread; it keeps at most [`pool::MAX`] resamplers
+/// (~300 KiB each), dropping the least recently returned.
+mod pool {
+    use std::sync::Mutex;
+
+    use rubato::Async;
+
+    pub const MAX: usize = 8;
+
+    type Entry = ((u32, u32), Async<f32>);
+
+    static IDLE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+    pub fn take(from: u32, to: u32) -> Option<Async<f32>> {
+        let mut idle = IDLE.lock().ok()?;
+        let i = idle.iter().rposition(|(k, _)| *k == (from, to))?;
+        Some(idle.remove(i).1)
+    }
+
+    pub fn give_back(from: u32, to: u32, resampler: Async<f32>) {
+        let Ok(mut idle) = IDLE.lock() else { return };
+        if idle.len() >= MAX {
+            idle.remove(0);
+        }
+        idle.push(((from, to), resampler));
+    }
 }
 
 /// rubato's `process_all` trims its filter delay in whole output frames, but the delay is
@@ -102,6 +151,30 @@ mod tests {
             resample(&[0.0; 10], 16_000, 10_000_000),
             Err(AudioError::InvalidParameter { name: "to", .. })
         ));
+    }
+
+    /// A reused resampler gives what a freshly built one gives, after it has been used on other
+    /// audio (state carried over from that clip would change the start of this one).
+    #[test]
+    fn reused_resampler_matches_a_fresh_one() {
+        let (from, to) = (22_050, 24_000);
+        let noise: Vec<f32> = (0..9000).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+        let tone: Vec<f32> = (0..5000).map(|i| (i as f32 * 0.05).sin()).collect();
+        let mut used = build(from, to).unwrap();
+        let _ = run(&mut used, &noise, from, to).unwrap();
+        let reused = run(&mut used, &tone, from, to).unwrap();
+        let fresh = run(&mut build(from, to).unwrap(), &tone, from, to).unwrap();
+        assert_eq!(reused, fresh);
+        assert_eq!(resample(&tone, from, to).unwrap(), fresh, "through the pool");
+    }
+
+    #[test]
+    fn pool_hands_back_what_it_was_given() {
+        let (from, to) = (22_050, 23_999); // a pair no other test uses
+        assert!(pool::take(from, to).is_none());
+        pool::give_back(from, to, build(from, to).unwrap());
+        assert!(pool::take(from, to).is_some());
+        assert!(pool::take(from, to).is_none(), "taken, so no longer idle");
     }
 
     #[test]

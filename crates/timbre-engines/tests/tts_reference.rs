@@ -85,6 +85,40 @@ fn piper_audio_matches_piper_tts_sample_for_sample() {
     }
 }
 
+/// The Piper model runs with its 1-D convolutions rewritten as 2-D ones (a speed-up): the
+/// rewritten graph gives the original file's audio to float rounding, and the rewrite happened.
+#[test]
+fn piper_conv2d_rewrite_keeps_the_audio() {
+    use timbre_engines::actor::Worker;
+    use timbre_engines::onnx::OnnxSession;
+    use timbre_engines::tts::piper::{PiperConfig, PiperInput, PiperRequest, PiperWorker};
+
+    let manifest = common::manifest("piper-en_US-joe-medium", "scripts/fetch-models");
+    let onnx = manifest.file_with_role("onnx").unwrap();
+    let original = std::fs::read(&onnx).unwrap();
+    let rewritten = timbre_engines::onnx::conv2d::conv1d_as_2d(&original).unwrap();
+    assert!(rewritten.convolutions >= 100, "{} convolutions rewritten", rewritten.convolutions);
+    assert_eq!(timbre_engines::tts::catalog::piper_model_2d(&onnx).as_deref(), Some(rewritten.model.as_slice()));
+    let mut config_path = onnx.clone().into_os_string();
+    config_path.push(".json");
+    let config = std::sync::Arc::new(PiperConfig::load(std::path::Path::new(&config_path)).unwrap());
+    let mut before =
+        PiperWorker::new(OnnxSession::open_with(&onnx, 1, true).unwrap(), std::sync::Arc::clone(&config)).unwrap();
+    let mut after =
+        PiperWorker::new(OnnxSession::open_bytes(&rewritten.model, &onnx, 1, true).unwrap(), config).unwrap();
+    let params = PiperParams { noise_scale: Some(0.0), noise_w: Some(0.0), speed: 1.0, ..PiperParams::default() };
+    for case in json("piper.json")["cases"].as_array().unwrap() {
+        let ids: Vec<i64> = case["ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        let run = |w: &mut PiperWorker| {
+            w.handle(PiperRequest { input: PiperInput::Ids(ids.clone()), params: params.clone() }).unwrap().samples
+        };
+        let (a, b) = (run(&mut before), run(&mut after));
+        assert_eq!(a.len(), b.len());
+        let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-3, "{}: largest difference {worst}", case["text"]);
+    }
+}
+
 /// Per-request overrides reach the model: speed 2 halves the length; noise makes runs differ.
 #[test]
 fn piper_overrides_and_speed() {

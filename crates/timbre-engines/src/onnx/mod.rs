@@ -1,5 +1,6 @@
 //! ONNX Runtime: finding the shared library, one process-wide environment, and sessions.
 
+pub mod conv2d;
 mod runtime;
 mod session;
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::value::{TensorElementType, ValueType};
 
 use super::runtime::environment;
@@ -32,19 +32,16 @@ impl OnnxSession {
     /// spinning, for engines that run several sessions side by side on the same cores (spinning
     /// threads of one session would steal the cores the others compute on).
     pub fn open_with(path: &Path, threads: usize, spin: bool) -> Result<Self, String> {
-        let (env, _) = environment()?;
         let ctx = |e: &dyn std::fmt::Display| format!("cannot load {}: {e}", path.display());
-        let mut builder = Session::builder(env).map_err(|e| ctx(&e))?;
-        builder = builder.with_optimization_level(GraphOptimizationLevel::Level3).map_err(|e| ctx(&e))?;
-        if threads > 0 {
-            builder = builder.with_intra_threads(threads).map_err(|e| ctx(&e))?;
-        }
-        if !spin {
-            builder = builder.with_intra_op_spinning(false).map_err(|e| ctx(&e))?;
-        }
-        #[cfg(feature = "gpu")]
-        gpu::register(&mut builder, path);
-        let session = builder.commit_from_file(path).map_err(|e| ctx(&e))?;
+        let session = builder(path, threads, spin)?.commit_from_file(path).map_err(|e| ctx(&e))?;
+        Ok(Self { session })
+    }
+
+    /// Like [`OnnxSession::open_with`], for a model already in memory (an edited copy of the file
+    /// at `path`, which names it in errors).
+    pub fn open_bytes(model: &[u8], path: &Path, threads: usize, spin: bool) -> Result<Self, String> {
+        let ctx = |e: &dyn std::fmt::Display| format!("cannot load {}: {e}", path.display());
+        let session = builder(path, threads, spin)?.commit_from_memory(model).map_err(|e| ctx(&e))?;
         Ok(Self { session })
     }
 
@@ -55,6 +52,24 @@ impl OnnxSession {
     pub fn has_output(&self, name: &str) -> bool {
         self.session.outputs().iter().any(|o| o.name() == name)
     }
+}
+
+/// A session builder with timbre's options: full graph optimization (layout included), `threads`
+/// intra-op threads (0 = ONNX Runtime's default), spinning off unless `spin`.
+fn builder(path: &Path, threads: usize, spin: bool) -> Result<SessionBuilder, String> {
+    let (env, _) = environment()?;
+    let ctx = |e: &dyn std::fmt::Display| format!("cannot load {}: {e}", path.display());
+    let mut builder = Session::builder(env).map_err(|e| ctx(&e))?;
+    builder = builder.with_optimization_level(GraphOptimizationLevel::Level3).map_err(|e| ctx(&e))?;
+    if threads > 0 {
+        builder = builder.with_intra_threads(threads).map_err(|e| ctx(&e))?;
+    }
+    if !spin {
+        builder = builder.with_intra_op_spinning(false).map_err(|e| ctx(&e))?;
+    }
+    #[cfg(feature = "gpu")]
+    gpu::register(&mut builder, path);
+    Ok(builder)
 }
 
 pub fn describe_inputs(session: &Session) -> Vec<InputSpec> {

@@ -88,13 +88,42 @@ pub fn load_piper(
         p.into()
     });
     let config = Arc::new(PiperConfig::load(&config_path)?);
+    let mut conv2d = piper_model_2d(&onnx);
     let mut pool = Vec::new();
     let spin = workers <= 1;
     for _ in 0..workers.max(1) {
-        pool.push(PiperWorker::new(crate::onnx::OnnxSession::open_with(&onnx, threads, spin)?, Arc::clone(&config))?);
+        let rewritten = conv2d.as_deref().map(|m| crate::onnx::OnnxSession::open_bytes(m, &onnx, threads, spin));
+        let session = match rewritten {
+            Some(Ok(session)) => session,
+            Some(Err(e)) => {
+                tracing::warn!(model = %onnx.display(), error = %e, "the rewritten model does not load; loading the file as it is");
+                conv2d = None;
+                crate::onnx::OnnxSession::open_with(&onnx, threads, spin)?
+            }
+            None => crate::onnx::OnnxSession::open_with(&onnx, threads, spin)?,
+        };
+        pool.push(PiperWorker::new(session, Arc::clone(&config))?);
     }
     let actor = crate::actor::Actor::spawn(&manifest.name, pool, 64)?;
     Ok(super::Speaker::piper(&manifest.name, voices, config, actor, sentence_silence))
+}
+
+/// The Piper model with its 1-D convolutions as 2-D ones (~10% faster on CPU, same audio; see
+/// [`crate::onnx::conv2d`]), or `None` to load the file as it is: the rewrite is an
+/// optimization, so a model it cannot handle still loads.
+pub fn piper_model_2d(onnx: &std::path::Path) -> Option<Vec<u8>> {
+    let bytes = std::fs::read(onnx).ok()?;
+    match crate::onnx::conv2d::conv1d_as_2d(&bytes) {
+        Ok(r) if r.convolutions > 0 => {
+            tracing::debug!(model = %onnx.display(), convolutions = r.convolutions, "1-D convolutions run as 2-D");
+            Some(r.model)
+        }
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(model = %onnx.display(), error = %e, "cannot rewrite the model's convolutions; loading it as it is");
+            None
+        }
+    }
 }
 
 /// Load a hibari (Kokoro) model directory: every voice whose file is present, the G2P data once

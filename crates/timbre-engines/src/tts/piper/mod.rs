@@ -64,24 +64,16 @@ impl PiperWorker {
         Ok(Self { onnx, config, espeak, has_sid })
     }
 
+    /// A sentence's phonemes: all its clauses in one espeak-ng round trip; a dead process is
+    /// restarted once.
     fn phonemize(&mut self, clauses: &[Clause]) -> Result<String, String> {
-        let mut out = String::new();
-        for clause in clauses {
-            let ipa = self.espeak_call(&clause.text)?;
-            push_clause(&mut out, &ipa, clause.terminator);
-        }
-        Ok(out)
-    }
-
-    /// One espeak-ng round trip; a dead process is restarted once.
-    fn espeak_call(&mut self, text: &str) -> Result<String, String> {
         for attempt in 0..2 {
             if self.espeak.is_none() {
                 self.espeak = Some(espeak::Espeak::spawn(&self.config.espeak_voice)?);
             }
             let Some(e) = self.espeak.as_mut() else { continue };
-            match e.phonemize(text) {
-                Ok(ipa) => return Ok(ipa),
+            match sentence_phonemes(e, clauses) {
+                Ok(phonemes) => return Ok(phonemes),
                 Err(err) => {
                     self.espeak = None;
                     if attempt == 1 {
@@ -125,9 +117,9 @@ impl PiperWorker {
 /// Piper's phoneme string for a sentence: each clause's IPA followed by its punctuation, and a
 /// space after `,` `:` `;`.
 pub fn sentence_phonemes(espeak: &mut espeak::Espeak, clauses: &[Clause]) -> Result<String, String> {
+    let texts: Vec<&str> = clauses.iter().map(|c| c.text.as_str()).collect();
     let mut out = String::new();
-    for clause in clauses {
-        let ipa = espeak.phonemize(&clause.text)?;
+    for (clause, ipa) in clauses.iter().zip(espeak.phonemize_all(&texts)?) {
         push_clause(&mut out, &ipa, clause.terminator);
     }
     Ok(out)
