@@ -9,8 +9,11 @@
 # Decoding on both sides: language en, temperature 0 only, no VAD, beam $BEAM (default 1 =
 # greedy), $THREADS threads (default 2). Sides, each in its own process, one after the other:
 #   timbre          crates/timbre-engines/examples/stt_bench.rs (release) through the
-#                   Transcriber service (one worker)
+#                   Transcriber service (one worker), TIMBRE_STT_COMPUTE float32 (the
+#                   default), then int8 (where the CPU has AVX-512 VNNI)
 #   faster-whisper  compute_type int8, then float32 (scripts/bench/stt_peer.py, venv-stt)
+# Ratios compare like with like (timbre int8 / faster-whisper int8, float32 / float32) and,
+# for the target, timbre's default / faster-whisper int8.
 # Each file is transcribed $RUNS times (default 3); per file the fastest run counts (the
 # machine is shared; the minimum is the least disturbed). RTF = total seconds / total audio
 # seconds. RSS = resident memory after loading the model (and a warm-up call), and the peak.
@@ -40,8 +43,10 @@ DATA=$ROOT/target/testdata/speech
 mapfile -t SHORT < <("$PY" -c 'import json,sys; [print(sys.argv[1]+"/"+c["file"]) for c in json.load(open(sys.argv[1]+"/index.json"))["clips"] if not c["long"]]' "$DATA")
 mapfile -t LONG < <("$PY" -c 'import json,sys; [print(sys.argv[1]+"/"+c["file"]) for c in json.load(open(sys.argv[1]+"/index.json"))["clips"] if c["long"]]' "$DATA")
 
-log "timbre ($THREADS threads)"
-"$BENCH" "$MODEL" "$THREADS" "$RUNS" "$BEAM" "${SHORT[@]}" "${LONG[@]}" >"$OUT/timbre.jsonl"
+for ct in float32 int8; do
+  log "timbre $ct ($THREADS threads)"
+  TIMBRE_STT_COMPUTE=$ct "$BENCH" "$MODEL" "$THREADS" "$RUNS" "$BEAM" "${SHORT[@]}" "${LONG[@]}" >"$OUT/timbre-$ct.jsonl"
+done
 for ct in int8 float32; do
   log "faster-whisper $ct ($THREADS threads)"
   OMP_NUM_THREADS=$THREADS "$PY" "$ROOT/scripts/bench/stt_peer.py" "$MODEL" "$ct" "$THREADS" "$RUNS" "$BEAM" \
@@ -69,7 +74,8 @@ def wer(rows):
 def load(name):
     rows = [json.loads(l) for l in open(f"{out}/{name}.jsonl")]
     return rows[:-1], rows[-1]
-sides = {"timbre": load("timbre"), "faster-whisper int8": load("fw-int8"), "faster-whisper float32": load("fw-float32")}
+sides = {"timbre float32": load("timbre-float32"), "timbre int8": load("timbre-int8"),
+         "faster-whisper int8": load("fw-int8"), "faster-whisper float32": load("fw-float32")}
 def rtf(rows):
     return sum(min(r["seconds"]) for r in rows) / sum(r["duration"] for r in rows)
 print(f"Whisper tiny.en, {threads} threads, beam {beam}, temperature 0, no VAD; fastest of the runs per file\n")
@@ -80,11 +86,15 @@ for name, (rows, mem) in sides.items():
     s, l = rtf(rows[:n_short]), rtf(rows[n_short:])
     res[name] = (s, l)
     print(f"| {name} | {s:.3f} | {l:.3f} | {mem['rss_mb_loaded']:.0f} | {mem['rss_mb_peak']:.0f} | {wer(rows[:n_short]):.2f} |")
-t = res["timbre"]
-for peer in ("faster-whisper int8", "faster-whisper float32"):
-    p = res[peer]
-    print(f"\nratio timbre / {peer}: short {t[0] / p[0]:.2f}, long {t[1] / p[1]:.2f}")
-same = sum(a["text"] == b["text"] for a, b in zip(sides["timbre"][0], sides["faster-whisper float32"][0]))
-print(f"\ntimbre text == faster-whisper float32 text on {same}/{len(sides['timbre'][0])} files")
+print()
+for ours, peer in (("timbre float32", "faster-whisper int8"), ("timbre int8", "faster-whisper int8"),
+                   ("timbre float32", "faster-whisper float32")):
+    t, p = res[ours], res[peer]
+    print(f"ratio {ours} / {peer}: short {t[0] / p[0]:.2f}, long {t[1] / p[1]:.2f}")
+print()
+ref = sides["faster-whisper float32"][0]
+for name in ("timbre float32", "timbre int8", "faster-whisper int8"):
+    same = sum(a["text"] == b["text"] for a, b in zip(sides[name][0], ref))
+    print(f"{name} text == faster-whisper float32 text on {same}/{len(ref)} files")
 PYEOF
 log "results in $OUT"

@@ -16,6 +16,9 @@ use serde_json::Value;
 use timbre_engines::whisper::Transcriber;
 use timbre_engines::whisper::api::{TranscribeOptions, Transcript};
 use timbre_engines::whisper::checkpoint::{Checkpoint, suppressed_tokens};
+use timbre_engines::whisper::int8::vnni_available;
+use timbre_engines::whisper::model::Compute;
+use timbre_engines::whisper::transcriber::transcribe_blocking;
 
 fn speech_dir() -> PathBuf {
     std::env::var_os("SPEECH_OUT").map_or_else(|| common::root().join("target/testdata/speech"), PathBuf::from)
@@ -121,14 +124,51 @@ fn tokenizer_and_suppressed_tokens_match_the_python_reference() {
     assert_eq!(suppressed_tokens(&ckpt.tokenizer), want);
 }
 
+/// The bar: ≥ 90 % of greedy transcripts equal to faster-whisper float32's and the WER
+/// within 0.5 points of it, with the default arithmetic (float32 unless `TIMBRE_STT_COMPUTE`).
 #[test]
 fn greedy_transcripts_match_faster_whisper() {
+    check_greedy(&|id, opts| run(id, opts), Bar { equal_share: 0.9, wer_points: 0.5, seconds: 0.011, logprob: 0.05 });
+}
+
+/// `TIMBRE_STT_COMPUTE=int8` changes some transcripts, as CTranslate2's int8 does (on the 23
+/// files of the speech set faster-whisper int8 agrees with its own float32 on 16, timbre int8 on
+/// 18; docs/benchmarks.md), so it is held to a looser bar against faster-whisper float32: at
+/// least 70 % equal, WER within 1 point; where the text is equal, segment bounds within 0.5 s
+/// (int8 may pick a neighbouring timestamp token: 5.2 s for 5.0 s on librivox-0890) and
+/// `avg_logprob` within 0.15.
+#[test]
+fn int8_greedy_transcripts_stay_close_to_faster_whisper() {
+    if !vnni_available() {
+        eprintln!("skipped: this CPU lacks AVX-512 VNNI, where int8 falls back to float32");
+        return;
+    }
+    static CKPT: OnceLock<Checkpoint> = OnceLock::new();
+    let ckpt = CKPT
+        .get_or_init(|| Checkpoint::load_with(&common::root().join("models/whisper-tiny.en"), Compute::Int8).unwrap());
+    assert_eq!(ckpt.model.compute, Compute::Int8);
+    check_greedy(
+        &|id, opts| transcribe_blocking(ckpt, None, 2, &audio(id), &opts, None).unwrap(),
+        Bar { equal_share: 0.7, wer_points: 1.0, seconds: 0.5, logprob: 0.15 },
+    );
+}
+
+/// How close to faster-whisper float32 a greedy run must be.
+struct Bar {
+    equal_share: f64,
+    wer_points: f64,
+    /// Where the text is equal: segment start/end and `avg_logprob` tolerances.
+    seconds: f64,
+    logprob: f64,
+}
+
+fn check_greedy(transcribe: &dyn Fn(&str, TranscribeOptions) -> Transcript, bar: Bar) {
     let reference = reference();
     let clips = clips(&reference);
     let (mut equal, mut ours, mut theirs) = (0, Vec::new(), Vec::new());
     for clip in &clips {
         let id = clip["id"].as_str().unwrap();
-        let got = run(id, greedy(false, false));
+        let got = transcribe(id, greedy(false, false));
         let want = joined(&clip["greedy"]);
         let truth = clip["reference"].as_str().unwrap().to_string();
         if got.text == want {
@@ -140,10 +180,10 @@ fn greedy_transcripts_match_faster_whisper() {
         let want_segs = clip["greedy"].as_array().unwrap();
         if got.text == want && got.segments.len() == want_segs.len() {
             for (g, w) in got.segments.iter().zip(want_segs) {
-                assert!((g.start - w["start"].as_f64().unwrap()).abs() < 0.011, "{id}: start {g:?} vs {w}");
-                assert!((g.end - w["end"].as_f64().unwrap()).abs() < 0.011, "{id}: end {g:?} vs {w}");
+                assert!((g.start - w["start"].as_f64().unwrap()).abs() < bar.seconds, "{id}: start {g:?} vs {w}");
+                assert!((g.end - w["end"].as_f64().unwrap()).abs() < bar.seconds, "{id}: end {g:?} vs {w}");
                 let want_lp = w["avg_logprob"].as_f64().unwrap();
-                assert!((f64::from(g.avg_logprob) - want_lp).abs() < 0.05, "{id}: avg_logprob {g:?} vs {w}");
+                assert!((f64::from(g.avg_logprob) - want_lp).abs() < bar.logprob, "{id}: avg_logprob {g:?} vs {w}");
             }
         }
         ours.push((got.text, truth.clone()));
@@ -156,8 +196,8 @@ fn greedy_transcripts_match_faster_whisper() {
         clips.len(),
         share * 100.0
     );
-    assert!(share >= 0.9, "{equal} of {} transcripts equal faster-whisper's", clips.len());
-    assert!((w_ours - w_theirs).abs() <= 0.5, "WER {w_ours:.2} vs {w_theirs:.2}");
+    assert!(share >= bar.equal_share, "{equal} of {} transcripts equal faster-whisper's", clips.len());
+    assert!((w_ours - w_theirs).abs() <= bar.wer_points, "WER {w_ours:.2} vs {w_theirs:.2}");
 }
 
 /// Live streaming encodes only the utterance (`fit_window`): the text may differ from the 30 s

@@ -278,9 +278,16 @@ pub const FIELDS: &[Field] = &[
     f("stt_workers", "TIMBRE_STT_WORKERS", Kind::Int, false, "Whisper decoding workers sharing one copy of the weights (transcriptions decoded at once; more wait in a bounded queue); `0` means one per core."),
 ];
 
-/// Environment variables read outside the table (they pick the file or the runtime library).
-pub const EXTRA_ENV: &[&str] =
-    &["TIMBRE_CONFIG", "TIMBRE_CACHE", "ORT_DYLIB_PATH", "TIMBRE_YTDLP_BIN", "TIMBRE_VERIFY_TOKEN"];
+/// Environment variables read outside the table (they pick the file, the runtime library, or an
+/// engine's arithmetic, which the engines crate reads itself).
+pub const EXTRA_ENV: &[&str] = &[
+    "TIMBRE_CONFIG",
+    "TIMBRE_CACHE",
+    "ORT_DYLIB_PATH",
+    "TIMBRE_YTDLP_BIN",
+    "TIMBRE_VERIFY_TOKEN",
+    "TIMBRE_STT_COMPUTE",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::ct2;
-use super::model::WhisperModel;
+use super::model::{Compute, WhisperModel};
 use super::safetensors::SafetensorsSource;
 use super::tokenizer::Tokenizer;
 use super::weights::Ct2Source;
@@ -38,25 +38,30 @@ fn heads_from(value: Option<&serde_json::Value>) -> Vec<(usize, usize)> {
 }
 
 impl Checkpoint {
-    /// Loads a CTranslate2 directory (`model.bin`) or a safetensors one (`model.safetensors`).
+    /// Loads a CTranslate2 directory (`model.bin`) or a safetensors one (`model.safetensors`),
+    /// computing as `TIMBRE_STT_COMPUTE` says ([`Compute::from_env`]).
     pub fn load(dir: &Path) -> Result<Self, String> {
+        Self::load_with(dir, Compute::from_env()?)
+    }
+
+    pub fn load_with(dir: &Path, compute: Compute) -> Result<Self, String> {
         if dir.join("model.bin").exists() {
-            Self::load_ct2(dir)
+            Self::load_ct2(dir, compute)
         } else if dir.join("model.safetensors").exists() {
-            Self::load_safetensors(dir)
+            Self::load_safetensors(dir, compute)
         } else {
             Err(format!("{} holds neither model.bin (CTranslate2) nor model.safetensors", dir.display()))
         }
     }
 
-    fn load_ct2(dir: &Path) -> Result<Self, String> {
+    fn load_ct2(dir: &Path, compute: Compute) -> Result<Self, String> {
         let weights = ct2::load_dir(dir)?;
         let src = Ct2Source {
             model: &weights.model,
             encoder_layers: weights.encoder_layers,
             decoder_layers: weights.decoder_layers,
         };
-        let model = WhisperModel::load(&src)?;
+        let model = WhisperModel::load(&src, compute)?;
         let tokenizer = Tokenizer::load(&dir.join("tokenizer.json"))?;
         let heads = heads_from(weights.config.get("alignment_heads"));
         let begin: Vec<u32> = weights
@@ -68,9 +73,9 @@ impl Checkpoint {
         Self::assemble(model, tokenizer, heads, begin)
     }
 
-    fn load_safetensors(dir: &Path) -> Result<Self, String> {
+    fn load_safetensors(dir: &Path, compute: Compute) -> Result<Self, String> {
         let src = SafetensorsSource::open(&dir.join("model.safetensors"))?;
-        let model = WhisperModel::load(&src)?;
+        let model = WhisperModel::load(&src, compute)?;
         drop(src);
         let tokenizer = Tokenizer::load(&dir.join("tokenizer.json"))?;
         // Hugging Face keeps the alignment heads in generation_config.json.

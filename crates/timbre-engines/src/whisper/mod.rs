@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod ct2;
 pub mod format;
 pub mod gemm;
+pub mod int8;
 pub mod logits;
 pub mod model;
 pub mod ops;

@@ -6,6 +6,7 @@
 use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 
 use super::gemm;
+use super::int8::{QuantMatrix, vnni_available};
 use super::ops::{LayerNorm, Linear, gelu_inplace, matmul_t_into, small_matmul, small_matmul_t, softmax_rows};
 use super::weights::{Param, Source};
 
@@ -13,6 +14,43 @@ use super::weights::{Param, Source};
 pub const N_FRAMES: usize = 3000;
 pub const N_AUDIO_CTX: usize = 1500;
 const HEAD_DIM: usize = 64;
+/// Query rows per block of the encoder's self-attention (see `full_attention`).
+const ATTN_BLOCK: usize = 96;
+
+/// How the linear layers (and the vocabulary projection) multiply. Attention, convolutions,
+/// layer norms and the embeddings stay f32 in both, as in CTranslate2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compute {
+    /// f32 weights: the default, because it is what matches faster-whisper float32's
+    /// transcripts (the fidelity bar of `tests/whisper_fidelity.rs`).
+    Float32,
+    /// 8-bit weights and activations ([`super::int8`]), faster-whisper's `compute_type=int8`:
+    /// faster, but like CTranslate2's int8 it changes some greedy transcripts (see
+    /// docs/benchmarks.md), so it is opt-in.
+    Int8,
+}
+
+impl Compute {
+    /// `TIMBRE_STT_COMPUTE`: `float32` (default) or `int8`. int8 needs AVX-512 VNNI to be fast;
+    /// without it the request falls back to float32 with a warning (the scalar int8 path is
+    /// correct but several times slower than f32).
+    pub fn from_env() -> Result<Self, String> {
+        let wanted = Self::parse(std::env::var("TIMBRE_STT_COMPUTE").ok().as_deref().unwrap_or(""))?;
+        if wanted == Self::Int8 && !vnni_available() {
+            tracing::warn!("TIMBRE_STT_COMPUTE=int8 needs AVX-512 VNNI, which this CPU lacks: using float32");
+            return Ok(Self::Float32);
+        }
+        Ok(wanted)
+    }
+
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "int8" => Ok(Self::Int8),
+            "" | "float32" | "f32" => Ok(Self::Float32),
+            other => Err(format!("TIMBRE_STT_COMPUTE={other}: expected float32 or int8")),
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Dims {
@@ -56,13 +94,18 @@ pub struct WhisperModel {
     dec_pos: Array2<f32>,
     dec_layers: Vec<DecoderLayer>,
     dec_ln: LayerNorm,
+    /// The tied output projection in 8 bits (int8 compute); `tok_emb` still embeds tokens.
+    vocab_int8: Option<QuantMatrix>,
+    pub compute: Compute,
 }
 
 /// The encoder output's keys and values for every decoder layer: computed once per window and
-/// shared by every hypothesis decoded against it.
+/// shared by every hypothesis decoded against it. Both are stored transposed, `[d, positions]`:
+/// a decoder step then reads, per head, 64 contiguous rows of 1500 values (scores as row
+/// updates, outputs as long dot products) instead of 1500 short 64-value pieces.
 pub struct CrossKv {
-    k: Vec<Array2<f32>>,
-    v: Vec<Array2<f32>>,
+    kt: Vec<Array2<f32>>,
+    vt: Vec<Array2<f32>>,
 }
 
 /// One hypothesis' self-attention cache: per layer, the keys/values of every token so far,
@@ -118,7 +161,7 @@ fn linear(src: &dyn Source, prefix: &str, out: usize, inp: usize) -> Result<Line
     if bias.as_ref().is_some_and(|b| b.len() != out) {
         return Err(format!("{name}: length does not match {out} outputs"));
     }
-    Ok(Linear { weight, bias })
+    Ok(Linear::new(weight, bias))
 }
 
 fn layer_norm(src: &dyn Source, prefix: &str, d: usize) -> Result<LayerNorm, String> {
@@ -131,7 +174,7 @@ fn layer_norm(src: &dyn Source, prefix: &str, d: usize) -> Result<LayerNorm, Str
 }
 
 impl WhisperModel {
-    pub fn load(src: &dyn Source) -> Result<Self, String> {
+    pub fn load(src: &dyn Source, compute: Compute) -> Result<Self, String> {
         let (n_enc, n_dec) = src.layers();
         let conv1 = src.param("encoder/conv1/weight")?;
         let (d, n_mels) = match conv1.shape.as_slice() {
@@ -141,10 +184,10 @@ impl WhisperModel {
         if !d.is_multiple_of(HEAD_DIM) {
             return Err(format!("model width {d} is not a multiple of {HEAD_DIM}"));
         }
-        let conv1 = Linear {
-            weight: array2("encoder/conv1/weight", conv1)?,
-            bias: Some(array1("encoder/conv1/bias", src.param("encoder/conv1/bias")?)?),
-        };
+        let conv1 = Linear::new(
+            array2("encoder/conv1/weight", conv1)?,
+            Some(array1("encoder/conv1/bias", src.param("encoder/conv1/bias")?)?),
+        );
         let conv2 = linear(src, "encoder/conv2", d, d * 3)?;
         let enc_pos = matrix(src, "encoder/position_encodings/encodings")?;
         if enc_pos.dim() != (N_AUDIO_CTX, d) {
@@ -190,7 +233,41 @@ impl WhisperModel {
         let dec_ln = layer_norm(src, "decoder/layer_norm", d)?;
         let dims =
             Dims { n_mels, d_model: d, n_heads: d / HEAD_DIM, n_vocab: tok_emb.nrows(), n_text_ctx: dec_pos.nrows() };
-        Ok(Self { dims, conv1, conv2, enc_pos, enc_layers, enc_ln, tok_emb, dec_pos, dec_layers, dec_ln })
+        let mut model = Self {
+            dims,
+            conv1,
+            conv2,
+            enc_pos,
+            enc_layers,
+            enc_ln,
+            tok_emb,
+            dec_pos,
+            dec_layers,
+            dec_ln,
+            vocab_int8: None,
+            compute,
+        };
+        if compute == Compute::Int8 {
+            model.quantize();
+        }
+        Ok(model)
+    }
+
+    /// Every linear layer of both stacks and the output projection to 8 bits.
+    fn quantize(&mut self) {
+        for l in &mut self.enc_layers {
+            for lin in [&mut l.qkv, &mut l.out, &mut l.fc1, &mut l.fc2] {
+                lin.quantize();
+            }
+        }
+        for l in &mut self.dec_layers {
+            for lin in
+                [&mut l.qkv, &mut l.out, &mut l.cross_q, &mut l.cross_kv, &mut l.cross_out, &mut l.fc1, &mut l.fc2]
+            {
+                lin.quantize();
+            }
+        }
+        self.vocab_int8 = Some(QuantMatrix::new(self.tok_emb.view(), None));
     }
 
     pub fn decoder_layers(&self) -> usize {
@@ -254,26 +331,34 @@ impl WhisperModel {
     }
 
     /// Unmasked multi-head self-attention over fused `[n, 3d]` Q/K/V rows, heads spread over
-    /// `threads`.
+    /// `threads`. Each head goes through its queries [`ATTN_BLOCK`] rows at a time, so the
+    /// scores of a block (`[block, n]`, under 1 MB) stay in the cache between the product, the
+    /// softmax and the product with V, and no `[n, n]` matrix (9 MB at 1500 positions) is
+    /// allocated, faulted in and streamed through memory three times per head.
     fn full_attention(&self, qkv: ArrayView2<f32>, threads: usize) -> Array2<f32> {
         let (n, d, heads) = (qkv.nrows(), self.dims.d_model, self.dims.n_heads);
         let scale = 1.0 / (HEAD_DIM as f32).sqrt();
         let mut out = Array2::<f32>::zeros((n, d));
-        let one_head = |h: usize, dst: ndarray::ArrayViewMut2<f32>| {
+        let one_head = |h: usize, mut dst: ndarray::ArrayViewMut2<f32>, scores: &mut Array2<f32>| {
             let q = qkv.slice(s![.., h * HEAD_DIM..(h + 1) * HEAD_DIM]);
             let k = qkv.slice(s![.., d + h * HEAD_DIM..d + (h + 1) * HEAD_DIM]);
             let v = qkv.slice(s![.., 2 * d + h * HEAD_DIM..2 * d + (h + 1) * HEAD_DIM]);
-            let mut scores = Array2::<f32>::zeros((n, n));
-            gemm::matmul(q, k.t(), scores.view_mut(), scale, 1);
-            softmax_rows(&mut scores.view_mut());
-            gemm::matmul(scores.view(), v, dst, 1.0, 1);
+            for r0 in (0..n).step_by(ATTN_BLOCK) {
+                let r1 = (r0 + ATTN_BLOCK).min(n);
+                let mut block = scores.slice_mut(s![..r1 - r0, ..]);
+                gemm::matmul(q.slice(s![r0..r1, ..]), k.t(), block.view_mut(), scale, 1);
+                softmax_rows(&mut block);
+                gemm::matmul(block.view(), v, dst.slice_mut(s![r0..r1, ..]), 1.0, 1);
+            }
         };
         let mut chunks: Vec<(usize, ndarray::ArrayViewMut2<f32>)> =
             out.axis_chunks_iter_mut(Axis(1), HEAD_DIM).enumerate().collect();
         let threads = threads.clamp(1, heads);
+        let block_rows = ATTN_BLOCK.min(n);
         if threads == 1 {
+            let mut scores = Array2::<f32>::zeros((block_rows, n));
             for (h, dst) in chunks {
-                one_head(h, dst);
+                one_head(h, dst, &mut scores);
             }
             return out;
         }
@@ -284,8 +369,9 @@ impl WhisperModel {
                 let group: Vec<_> = chunks.drain(..take).collect();
                 let one_head = &one_head;
                 scope.spawn(move || {
+                    let mut scores = Array2::<f32>::zeros((block_rows, n));
                     for (h, dst) in group {
-                        one_head(h, dst);
+                        one_head(h, dst, &mut scores);
                     }
                 });
             }
@@ -296,13 +382,13 @@ impl WhisperModel {
     /// Keys and values of the encoder output for every decoder layer.
     pub fn cross_kv(&self, encoded: ArrayView2<f32>, threads: usize) -> CrossKv {
         let d = self.dims.d_model;
-        let (mut k, mut v) = (Vec::new(), Vec::new());
+        let (mut kt, mut vt) = (Vec::new(), Vec::new());
         for layer in &self.dec_layers {
             let kv = layer.cross_kv.forward(encoded, threads);
-            k.push(kv.slice(s![.., ..d]).to_owned());
-            v.push(kv.slice(s![.., d..]).to_owned());
+            kt.push(kv.slice(s![.., ..d]).t().as_standard_layout().into_owned());
+            vt.push(kv.slice(s![.., d..]).t().as_standard_layout().into_owned());
         }
-        CrossKv { k, v }
+        CrossKv { kt, vt }
     }
 
     pub fn new_cache(&self) -> SelfCache {
@@ -407,14 +493,15 @@ impl WhisperModel {
             for hd in 0..self.dims.n_heads {
                 let cols = hd * HEAD_DIM..(hd + 1) * HEAD_DIM;
                 let qh = q.slice(s![.., cols.clone()]);
-                let k = cross.k[l].slice(s![.., cols.clone()]);
-                let v = cross.v[l].slice(s![.., cols.clone()]);
-                let mut scores = Array2::<f32>::zeros((batch * n, k.nrows()));
+                let kt = cross.kt[l].slice(s![cols.clone(), ..]);
+                let vt = cross.vt[l].slice(s![cols.clone(), ..]);
+                let mut scores = Array2::<f32>::zeros((batch * n, kt.ncols()));
                 let small = batch * n <= 16;
                 if small {
-                    small_matmul_t(qh, k, scores.view_mut(), scale);
+                    small_matmul(qh, kt, scores.view_mut());
+                    scores *= scale;
                 } else {
-                    gemm::matmul(qh, k.t(), scores.view_mut(), scale, threads);
+                    gemm::matmul(qh, kt, scores.view_mut(), scale, threads);
                 }
                 if heads.contains(&(l, hd)) {
                     attention.push(scores.slice(s![..n, ..]).to_owned());
@@ -422,9 +509,9 @@ impl WhisperModel {
                 softmax_rows(&mut scores.view_mut());
                 let dst = attn.slice_mut(s![.., cols]);
                 if small {
-                    small_matmul(scores.view(), v, dst);
+                    small_matmul_t(scores.view(), vt, dst, 1.0);
                 } else {
-                    gemm::matmul(scores.view(), v, dst, 1.0, threads);
+                    gemm::matmul(scores.view(), vt.t(), dst, 1.0, threads);
                 }
             }
             x += &layer.cross_out.forward(attn.view(), threads);
@@ -441,8 +528,14 @@ impl WhisperModel {
             x.select(Axis(0), &rows)
         };
         let h = self.dec_ln.forward(picked.view());
-        let mut logits = Array2::<f32>::zeros((h.nrows(), self.dims.n_vocab));
-        matmul_t_into(h.view(), self.tok_emb.view(), logits.view_mut(), threads);
+        let logits = match &self.vocab_int8 {
+            Some(q) => q.forward(h.view(), threads),
+            None => {
+                let mut logits = Array2::<f32>::zeros((h.nrows(), self.dims.n_vocab));
+                matmul_t_into(h.view(), self.tok_emb.view(), logits.view_mut(), threads);
+                logits
+            }
+        };
         // Order the attention matrices as `heads` lists them.
         let mut found: Vec<(usize, usize)> = Vec::new();
         for l in 0..self.dec_layers.len() {

@@ -4,11 +4,15 @@
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
 
-/// A dense layer, `y = x · Wᵀ + b`, with `W` stored `[out, in]` as both checkpoint formats do.
+use super::int8::QuantMatrix;
+
+/// A dense layer, `y = x · Wᵀ + b`, with `W` stored `[out, in]` as both checkpoint formats do;
+/// or, once [`Linear::quantize`]d, as 8-bit rows ([`QuantMatrix`], which holds the bias too).
 #[derive(Clone, Debug)]
 pub struct Linear {
     pub weight: Array2<f32>,
     pub bias: Option<Array1<f32>>,
+    pub int8: Option<QuantMatrix>,
 }
 
 #[derive(Clone, Debug)]
@@ -18,17 +22,31 @@ pub struct LayerNorm {
 }
 
 /// Below this many output elements per thread a split costs more than it saves.
-const MIN_WORK_PER_THREAD: usize = 64 * 1024;
+pub const MIN_WORK_PER_THREAD: usize = 64 * 1024;
 
 impl Linear {
+    pub fn new(weight: Array2<f32>, bias: Option<Array1<f32>>) -> Self {
+        Self { weight, bias, int8: None }
+    }
+
+    /// Switches the layer to 8-bit weights and drops the f32 copy (a quarter of the memory).
+    pub fn quantize(&mut self) {
+        let q = QuantMatrix::new(self.weight.view(), self.bias.as_ref().and_then(|b| b.as_slice()));
+        self.weight = Array2::zeros((0, 0));
+        self.int8 = Some(q);
+    }
+
     pub fn out_features(&self) -> usize {
-        self.weight.nrows()
+        self.int8.as_ref().map_or(self.weight.nrows(), QuantMatrix::out_features)
     }
 
     pub fn forward(&self, x: ArrayView2<f32>, threads: usize) -> Array2<f32> {
         let (m, n) = (x.nrows(), self.out_features());
-        let mut out = Array2::<f32>::zeros((m, n));
         let threads = threads.max(1).min((m * n / MIN_WORK_PER_THREAD).max(1));
+        if let Some(q) = &self.int8 {
+            return q.forward(x, threads);
+        }
+        let mut out = Array2::<f32>::zeros((m, n));
         matmul_t_into(x, self.weight.view(), out.view_mut(), threads);
         if let Some(b) = &self.bias {
             out += b;
@@ -41,8 +59,17 @@ impl Linear {
 /// a GEMM would pack (copy) all of `w` for a handful of rows, which dominates decoder steps.
 const SMALL_M: usize = 16;
 
+/// Runs `f` compiled for the best vector instructions this CPU has (AVX-512 or AVX2, chosen at
+/// run time): the crate itself is built for baseline x86-64 (SSE2), where the loops below would
+/// run four lanes wide. Everything `f` calls here is `#[inline(always)]` so it is compiled
+/// inside `f` with those instructions.
+#[inline(always)]
+fn simd<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(f)
+}
+
 /// Dot product with eight independent accumulators so it vectorises.
-#[inline]
+#[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -57,7 +84,15 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `out = x · wᵀ` for a few rows of `x`, reading each row of `w` once.
-pub fn small_matmul_t(x: ArrayView2<f32>, w: ArrayView2<f32>, mut out: ArrayViewMut2<f32>, scale: f32) {
+pub fn small_matmul_t(x: ArrayView2<f32>, w: ArrayView2<f32>, out: ArrayViewMut2<f32>, scale: f32) {
+    simd(
+        #[inline(always)]
+        || small_matmul_t_in(x, w, out, scale),
+    );
+}
+
+#[inline(always)]
+fn small_matmul_t_in(x: ArrayView2<f32>, w: ArrayView2<f32>, mut out: ArrayViewMut2<f32>, scale: f32) {
     let xs: Vec<std::borrow::Cow<[f32]>> = x
         .rows()
         .into_iter()
@@ -80,15 +115,36 @@ pub fn small_matmul_t(x: ArrayView2<f32>, w: ArrayView2<f32>, mut out: ArrayView
 }
 
 /// `out = p · v` for a few rows of `p` (attention weights times values), as row updates.
-pub fn small_matmul(p: ArrayView2<f32>, v: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
-    out.fill(0.0);
+pub fn small_matmul(p: ArrayView2<f32>, v: ArrayView2<f32>, out: ArrayViewMut2<f32>) {
+    simd(
+        #[inline(always)]
+        || small_matmul_in(p, v, out),
+    );
+}
+
+#[inline(always)]
+fn small_matmul_in(p: ArrayView2<f32>, v: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
+    let mut acc = vec![0f32; v.ncols()];
+    let mut vbuf = Vec::new();
     for (i, prow) in p.rows().into_iter().enumerate() {
-        let mut orow = out.row_mut(i);
+        acc.fill(0.0);
         for (j, &pij) in prow.iter().enumerate() {
             if pij != 0.0 {
-                orow.scaled_add(pij, &v.row(j));
+                let vr = v.row(j);
+                let vrow: &[f32] = match vr.to_slice() {
+                    Some(s) => s,
+                    None => {
+                        vbuf.clear();
+                        vbuf.extend(vr.iter());
+                        &vbuf
+                    }
+                };
+                for (a, &x) in acc.iter_mut().zip(vrow) {
+                    *a += pij * x;
+                }
             }
         }
+        out.row_mut(i).assign(&ndarray::ArrayView1::from(&acc[..]));
     }
 }
 
@@ -116,16 +172,36 @@ pub fn matmul_t_into(x: ArrayView2<f32>, w: ArrayView2<f32>, mut out: ArrayViewM
 impl LayerNorm {
     /// Layer norm over the last axis, eps 1e-5 (PyTorch's default, which Whisper uses).
     pub fn forward(&self, x: ArrayView2<f32>) -> Array2<f32> {
-        let mut out = x.to_owned();
-        let d = x.ncols() as f32;
-        for mut row in out.rows_mut() {
-            let mean = row.sum() / d;
-            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d;
-            let inv = 1.0 / (var + 1e-5).sqrt();
-            for ((v, g), b) in row.iter_mut().zip(&self.gamma).zip(&self.beta) {
-                *v = (*v - mean) * inv * g + b;
-            }
+        let mut out = x.as_standard_layout().into_owned();
+        let d = x.ncols();
+        let (Some(gamma), Some(beta), Some(data)) = (self.gamma.as_slice(), self.beta.as_slice(), out.as_slice_mut())
+        else {
+            return out;
+        };
+        if d == 0 {
+            return out;
         }
+        simd(
+            #[inline(always)]
+            || {
+                for row in data.chunks_exact_mut(d) {
+                    let mean = sum8(row) / d as f32;
+                    let mut acc = [0f32; 8];
+                    let chunks = row.chunks_exact(8);
+                    let rest: f32 = chunks.remainder().iter().map(|v| (v - mean) * (v - mean)).sum();
+                    for c in chunks {
+                        for k in 0..8 {
+                            acc[k] += (c[k] - mean) * (c[k] - mean);
+                        }
+                    }
+                    let var = (acc.iter().sum::<f32>() + rest) / d as f32;
+                    let inv = 1.0 / (var + 1e-5).sqrt();
+                    for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+                        *v = (*v - mean) * inv * g + b;
+                    }
+                }
+            },
+        );
         out
     }
 }
@@ -133,9 +209,14 @@ impl LayerNorm {
 /// Exact GELU, `x · Φ(x)`, as PyTorch's default `nn.GELU()` (erf to within 1.5e-7).
 pub fn gelu_inplace(x: &mut Array2<f32>) {
     if let Some(v) = x.as_slice_mut() {
-        for v in v.iter_mut() {
-            *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
-        }
+        simd(
+            #[inline(always)]
+            || {
+                for v in v.iter_mut() {
+                    *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+                }
+            },
+        );
     } else {
         x.mapv_inplace(|v| 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2)));
     }
@@ -143,6 +224,7 @@ pub fn gelu_inplace(x: &mut Array2<f32>) {
 
 /// Error function, Abramowitz–Stegun 7.1.26 (|error| < 1.5e-7), branch-free so loops over it
 /// vectorise.
+#[inline(always)]
 pub fn erf(x: f32) -> f32 {
     let a = x.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
@@ -173,12 +255,25 @@ pub fn exp(x: f32) -> f32 {
 
 /// Softmax over each row, in place (max-subtracted; rows of only -inf stay -inf-free zeros).
 pub fn softmax_rows(x: &mut ArrayViewMut2<f32>) {
-    for mut row in x.rows_mut() {
-        softmax_slice(row.as_slice_mut().unwrap_or(&mut []));
-    }
+    simd(
+        #[inline(always)]
+        || {
+            for mut row in x.rows_mut() {
+                softmax_in(row.as_slice_mut().unwrap_or(&mut []));
+            }
+        },
+    );
 }
 
 pub fn softmax_slice(row: &mut [f32]) {
+    simd(
+        #[inline(always)]
+        || softmax_in(row),
+    );
+}
+
+#[inline(always)]
+fn softmax_in(row: &mut [f32]) {
     let max = max_of(row);
     if !max.is_finite() {
         return;
@@ -204,7 +299,22 @@ pub fn softmax_slice(row: &mut [f32]) {
     }
 }
 
+/// Sum with eight independent accumulators so it vectorises.
+#[inline(always)]
+fn sum8(row: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = row.chunks_exact(8);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] += c[k];
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
 /// Largest value (−∞ for an empty slice), eight lanes at a time.
+#[inline(always)]
 pub fn max_of(row: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; 8];
     let chunks = row.chunks_exact(8);
@@ -219,10 +329,22 @@ pub fn max_of(row: &[f32]) -> f32 {
 
 /// `log_softmax` of one row into a new vector.
 pub fn log_softmax(row: &[f32]) -> Vec<f32> {
-    let max = max_of(row);
-    let sum: f32 = row.iter().map(|v| exp(v - max)).sum();
-    let lse = max + sum.ln();
-    row.iter().map(|v| v - lse).collect()
+    simd(
+        #[inline(always)]
+        || {
+            let max = max_of(row);
+            let mut acc = [0f32; 8];
+            let chunks = row.chunks_exact(8);
+            let rest: f32 = chunks.remainder().iter().map(|v| exp(v - max)).sum();
+            for c in chunks {
+                for k in 0..8 {
+                    acc[k] += exp(c[k] - max);
+                }
+            }
+            let lse = max + (acc.iter().sum::<f32>() + rest).ln();
+            row.iter().map(|v| v - lse).collect()
+        },
+    )
 }
 
 pub fn logsumexp(row: &[f32]) -> f32 {
