@@ -2,7 +2,7 @@
 //! 1500-row matrices) go to the `gemm` crate ([`super::gemm`]); decoder steps (a few rows) are
 //! dot products over contiguous weight rows, split by output columns over scoped threads.
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
 
 use super::int8::QuantMatrix;
 
@@ -100,16 +100,22 @@ fn small_matmul_t_in(x: ArrayView2<f32>, w: ArrayView2<f32>, mut out: ArrayViewM
         .collect();
     let mut wbuf = Vec::new();
     for (j, wr) in w.rows().into_iter().enumerate() {
-        let wrow: &[f32] = match wr.to_slice() {
-            Some(s) => s,
-            None => {
-                wbuf.clear();
-                wbuf.extend(wr.iter());
-                &wbuf
-            }
-        };
+        let wrow = contiguous(wr, &mut wbuf);
         for (i, xr) in xs.iter().enumerate() {
             out[[i, j]] = scale * dot(xr, wrow);
+        }
+    }
+}
+
+/// `row` as a slice: in place when it is contiguous, else copied into `buf` (a transposed view).
+#[inline(always)]
+fn contiguous<'a>(row: ArrayView1<'a, f32>, buf: &'a mut Vec<f32>) -> &'a [f32] {
+    match row.to_slice() {
+        Some(s) => s,
+        None => {
+            buf.clear();
+            buf.extend(row.iter());
+            buf
         }
     }
 }
@@ -130,15 +136,7 @@ fn small_matmul_in(p: ArrayView2<f32>, v: ArrayView2<f32>, mut out: ArrayViewMut
         acc.fill(0.0);
         for (j, &pij) in prow.iter().enumerate() {
             if pij != 0.0 {
-                let vr = v.row(j);
-                let vrow: &[f32] = match vr.to_slice() {
-                    Some(s) => s,
-                    None => {
-                        vbuf.clear();
-                        vbuf.extend(vr.iter());
-                        &vbuf
-                    }
-                };
+                let vrow = contiguous(v.row(j), &mut vbuf);
                 for (a, &x) in acc.iter_mut().zip(vrow) {
                     *a += pij * x;
                 }
