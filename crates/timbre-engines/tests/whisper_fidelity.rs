@@ -153,6 +153,38 @@ fn int8_greedy_transcripts_stay_close_to_faster_whisper() {
     );
 }
 
+/// The 8-bit vocabulary screen of float32 greedy steps (`whisper::screen`) must not change a
+/// single token: with and without it, every clip decodes to the same segments, timestamps and
+/// words; only `avg_logprob` (whose softmax normaliser mixes in 8-bit values far below the best
+/// token) may move, and by little.
+#[test]
+fn the_vocabulary_screen_changes_no_greedy_token() {
+    if !vnni_available() {
+        eprintln!("skipped: without AVX-512 VNNI the screen is off (its 8-bit pass would be slow)");
+        return;
+    }
+    let load = |screen: bool| {
+        let mut c = Checkpoint::load_with(&common::root().join("models/whisper-tiny.en"), Compute::Float32).unwrap();
+        c.model.set_screen(screen);
+        assert_eq!(c.model.screened(), screen);
+        c
+    };
+    let (on, off) = (load(true), load(false));
+    for clip in clips(&reference()) {
+        let id = clip["id"].as_str().unwrap();
+        let opts = greedy(true, false);
+        let a = transcribe_blocking(&on, None, 2, &audio(id), &opts, None).unwrap();
+        let b = transcribe_blocking(&off, None, 2, &audio(id), &opts, None).unwrap();
+        assert_eq!(a.text, b.text, "{id}");
+        assert_eq!(a.segments.len(), b.segments.len(), "{id}");
+        for (x, y) in a.segments.iter().zip(&b.segments) {
+            assert_eq!((&x.tokens, x.start, x.end), (&y.tokens, y.start, y.end), "{id}");
+            assert_eq!(x.words, y.words, "{id}: word timestamps");
+            assert!((x.avg_logprob - y.avg_logprob).abs() < 1e-3, "{id}: {} vs {}", x.avg_logprob, y.avg_logprob);
+        }
+    }
+}
+
 /// How close to faster-whisper float32 a greedy run must be.
 struct Bar {
     equal_share: f64,

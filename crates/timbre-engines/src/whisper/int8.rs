@@ -129,6 +129,11 @@ impl QuantMatrix {
         self.k
     }
 
+    /// The weight scale of each output row (`w ≈ scale · q`).
+    pub fn scales(&self) -> &[f32] {
+        &self.scales[..self.n]
+    }
+
     /// Bytes held (for memory accounting in docs and tests).
     pub fn bytes(&self) -> usize {
         self.packed.len() + 12 * self.scales.len()

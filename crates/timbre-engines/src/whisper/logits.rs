@@ -22,6 +22,15 @@ pub struct LogitRules {
 }
 
 impl LogitRules {
+    /// Tokens banned at `step` whatever came before (the suppression lists).
+    pub fn always_banned(&self, step: usize) -> Vec<u32> {
+        let mut out = self.suppress.clone();
+        if step == 0 {
+            out.extend_from_slice(&self.suppress_begin);
+        }
+        out
+    }
+
     /// Applies the rules for `step` (0 = first generated token) given the tokens generated so
     /// far, setting forbidden logits to −∞.
     pub fn apply(&self, step: usize, generated: &[u32], logits: &mut [f32]) {

@@ -19,6 +19,7 @@ pub mod model;
 pub mod ops;
 pub mod pipeline;
 pub mod safetensors;
+pub mod screen;
 pub mod search;
 pub mod speech;
 pub mod tokenizer;

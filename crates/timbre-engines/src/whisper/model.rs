@@ -8,6 +8,7 @@ use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use super::gemm;
 use super::int8::{QuantMatrix, vnni_available};
 use super::ops::{LayerNorm, Linear, gelu_inplace, matmul_t_into, small_matmul, small_matmul_t, softmax_rows};
+use super::screen::VocabScreen;
 use super::weights::{Param, Source};
 
 /// Frames the encoder takes (30 s at 100 frames/s) and positions it outputs.
@@ -96,6 +97,8 @@ pub struct WhisperModel {
     dec_ln: LayerNorm,
     /// The tied output projection in 8 bits (int8 compute); `tok_emb` still embeds tokens.
     vocab_int8: Option<QuantMatrix>,
+    /// float32 compute: the 8-bit first pass of greedy steps ([`VocabScreen`]).
+    screen: Option<VocabScreen>,
     pub compute: Compute,
 }
 
@@ -245,11 +248,13 @@ impl WhisperModel {
             dec_layers,
             dec_ln,
             vocab_int8: None,
+            screen: None,
             compute,
         };
         if compute == Compute::Int8 {
             model.quantize();
         }
+        model.set_screen(vnni_available());
         Ok(model)
     }
 
@@ -413,6 +418,60 @@ impl WhisperModel {
         heads: &[(usize, usize)],
         threads: usize,
     ) -> Result<(Array2<f32>, Vec<Array2<f32>>), String> {
+        let (h, attention) = self.decode_hidden(tokens, caches, cross, all_logits, heads, threads)?;
+        let logits = match &self.vocab_int8 {
+            Some(q) => q.forward(h.view(), threads),
+            None => {
+                let mut logits = Array2::<f32>::zeros((h.nrows(), self.dims.n_vocab));
+                matmul_t_into(h.view(), self.tok_emb.view(), logits.view_mut(), threads);
+                logits
+            }
+        };
+        Ok((logits, attention))
+    }
+
+    /// One greedy step of one hypothesis: the next token's logits, exact for every token at or
+    /// above `exact_from` and for every token below it that could be the largest one not in
+    /// `excluded` — the token greedy decoding picks is always the full f32 projection's pick
+    /// ([`VocabScreen`]; without a screen this is the full projection).
+    pub fn decode_greedy(
+        &self,
+        token: u32,
+        cache: &mut SelfCache,
+        cross: &CrossKv,
+        exact_from: usize,
+        excluded: &[u32],
+        threads: usize,
+    ) -> Result<Vec<f32>, String> {
+        let Some(screen) = &self.screen else {
+            let (logits, _) = self.decode(&[vec![token]], std::slice::from_mut(cache), cross, false, &[], threads)?;
+            return Ok(logits.into_raw_vec_and_offset().0);
+        };
+        let (h, _) = self.decode_hidden(&[vec![token]], std::slice::from_mut(cache), cross, false, &[], threads)?;
+        Ok(screen.logits(h.row(0), self.tok_emb.view(), exact_from, excluded, threads))
+    }
+
+    /// Turns the 8-bit screen of greedy steps on or off (on by default with float32 compute on
+    /// CPUs with AVX-512 VNNI).
+    pub fn set_screen(&mut self, on: bool) {
+        self.screen = (on && self.compute == Compute::Float32).then(|| VocabScreen::new(self.tok_emb.view()));
+    }
+
+    pub fn screened(&self) -> bool {
+        self.screen.is_some()
+    }
+
+    /// The decoder up to its final layer norm: one row per hypothesis (its last new token), or
+    /// per new token when `all_logits`; with the cross-attention rows `heads` asks for.
+    fn decode_hidden(
+        &self,
+        tokens: &[Vec<u32>],
+        caches: &mut [SelfCache],
+        cross: &CrossKv,
+        all_logits: bool,
+        heads: &[(usize, usize)],
+        threads: usize,
+    ) -> Result<(Array2<f32>, Vec<Array2<f32>>), String> {
         let batch = tokens.len();
         let n = tokens.first().map_or(0, Vec::len);
         if batch == 0 || n == 0 || caches.len() != batch || tokens.iter().any(|t| t.len() != n) {
@@ -528,14 +587,6 @@ impl WhisperModel {
             x.select(Axis(0), &rows)
         };
         let h = self.dec_ln.forward(picked.view());
-        let logits = match &self.vocab_int8 {
-            Some(q) => q.forward(h.view(), threads),
-            None => {
-                let mut logits = Array2::<f32>::zeros((h.nrows(), self.dims.n_vocab));
-                matmul_t_into(h.view(), self.tok_emb.view(), logits.view_mut(), threads);
-                logits
-            }
-        };
         // Order the attention matrices as `heads` lists them.
         let mut found: Vec<(usize, usize)> = Vec::new();
         for l in 0..self.dec_layers.len() {
@@ -550,7 +601,7 @@ impl WhisperModel {
             .filter_map(|h| found.iter().position(|f| f == h))
             .filter_map(|i| attention.get(i).cloned())
             .collect();
-        Ok((logits, ordered))
+        Ok((h, ordered))
     }
 
     /// Reorders/duplicates caches after a beam step: `from[i]` is the old hypothesis that the

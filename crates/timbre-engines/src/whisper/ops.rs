@@ -64,7 +64,7 @@ const SMALL_M: usize = 16;
 /// run four lanes wide. Everything `f` calls here is `#[inline(always)]` so it is compiled
 /// inside `f` with those instructions.
 #[inline(always)]
-fn simd<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
 }
 

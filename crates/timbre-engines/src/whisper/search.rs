@@ -114,9 +114,17 @@ impl Searcher<'_> {
         let mut sum = 0.0;
         let mut no_speech = ctx.no_speech_prob;
         let mut next = ctx.start;
+        let eot = self.rules.eot as usize;
         for step in 0..ctx.max_steps {
-            let logprobs = self.step(vec![vec![next]], &mut caches, step, &generated, &mut no_speech)?;
-            let (best, lp) = argmax(&logprobs[0]);
+            // Only the largest allowed logit matters here, so the model may screen the
+            // vocabulary in 8 bits first (`WhisperModel::decode_greedy`); the pick is unchanged.
+            let excluded = self.rules.always_banned(step);
+            let mut row = self.model.decode_greedy(next, &mut caches[0], self.cross, eot, &excluded, self.threads)?;
+            if step == 0 && no_speech.is_none() {
+                no_speech = Some(self.no_speech_prob(&row));
+            }
+            self.rules.apply(step, &generated[0], &mut row);
+            let (best, lp) = argmax(&log_softmax(&row));
             sum += lp;
             if best == self.rules.eot {
                 break;
