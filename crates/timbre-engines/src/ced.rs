@@ -42,6 +42,16 @@ impl Worker for CedWorker {
     }
 }
 
+/// Worker sessions and intra-op threads per session, `(workers, threads)`, for a `threads`
+/// setting (0 = the default) on `cores` cores. An explicit thread count is one session with that
+/// many threads. By default one single-threaded session per core (at most 8): a timeline's
+/// windows are independent, and scoring them side by side beats splitting each window's
+/// operators across the cores (docs/benchmarks.md, sound tagging: the 10 s blocks gain 1.4× from
+/// a second intra-op thread, and on a loaded machine spinning intra-op threads lose more).
+pub fn pool_shape(threads: usize, cores: usize) -> (usize, usize) {
+    if threads > 0 { (1, threads) } else { (cores.clamp(1, 8), 1) }
+}
+
 pub struct CedTagger {
     actor: Actor<Windows, Vec<f32>>,
     pub labels: Arc<Vec<String>>,
@@ -82,6 +92,11 @@ impl CedTagger {
         Ok(tagger)
     }
 
+    /// Worker sessions: how many batches can run at once.
+    pub fn workers(&self) -> usize {
+        self.actor.workers()
+    }
+
     /// Scores for each window: `batch × labels` probabilities.
     pub async fn score(&self, windows: Windows) -> Result<Timed<Vec<f32>>, EngineError> {
         self.actor.call(windows).await
@@ -89,5 +104,18 @@ impl CedTagger {
 
     pub fn score_blocking(&self, windows: Windows) -> Result<Timed<Vec<f32>>, EngineError> {
         self.actor.call_blocking(windows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pool_shape;
+
+    #[test]
+    fn one_single_threaded_session_per_core_unless_threads_are_set() {
+        assert_eq!(pool_shape(0, 2), (2, 1));
+        assert_eq!(pool_shape(0, 1), (1, 1));
+        assert_eq!(pool_shape(0, 64), (8, 1));
+        assert_eq!(pool_shape(3, 2), (1, 3));
     }
 }

@@ -65,7 +65,9 @@ impl Loader for FamilyLoader {
         match manifest.family.as_str() {
             // The tagging service wraps the model actor; capabilities ask the registry for it.
             "ced" => {
-                Ok(Arc::new(Tagger::new(&manifest.name, Arc::new(CedTagger::load(manifest, threads, 1, progress)?))))
+                let (workers, threads) = crate::ced::pool_shape(threads, cores());
+                let engine = CedTagger::load(manifest, threads, workers, progress)?;
+                Ok(Arc::new(Tagger::new(&manifest.name, Arc::new(engine))))
             }
             "vad" => Ok(Arc::new(SileroVad::load(manifest, 1, progress)?)),
             "piper" | "kokoro" => {

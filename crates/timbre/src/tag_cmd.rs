@@ -79,7 +79,9 @@ pub fn run(args: TagArgs) -> ExitCode {
         Ok(m) => m,
         Err(e) => return fail(&e),
     };
-    let engine = match CedTagger::load(&manifest, config.threads, 1, &|_| {}) {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let (workers, threads) = timbre_engines::ced::pool_shape(config.threads, cores);
+    let engine = match CedTagger::load(&manifest, threads, workers, &|_| {}) {
         Ok(e) => e,
         Err(e) => return fail(&format!("{}: {e}", manifest.name)),
     };
