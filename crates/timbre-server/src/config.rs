@@ -241,7 +241,7 @@ pub const FIELDS: &[Field] = &[
     f("metrics_auth", "TIMBRE_METRICS_AUTH", Kind::Bool, false, "Require an API key for `/metrics`."),
     f("skip_model_loading", "SKIP_MODEL_LOADING", Kind::Bool, false, "Start without loading models; health reports `degraded` and model endpoints answer 503."),
     f("model_load_parallelism", "TIMBRE_MODEL_LOAD_PARALLELISM", Kind::Int, false, "Models loaded at the same time in the background."),
-    f("threads", "TIMBRE_THREADS", Kind::Int, false, "Intra-op threads per inference engine; `0` means one per core (for TTS voices: the cores divided among `tts_workers`)."),
+    f("threads", "TIMBRE_THREADS", Kind::Int, false, "Intra-op threads per inference engine; `0` means one per core (for TTS voices: the cores divided among `tts_workers`; for the sound tagger: one single-threaded session per core, scoring windows side by side)."),
     f("cors_origins", "CORS_ORIGINS", Kind::List, false, "Allowed browser origins, comma-separated; `*` allows any. Empty disables CORS."),
     f("database_url", "DATABASE_URL", Kind::Str, true, "`postgres://…` for PostgreSQL; unset uses SQLite in the data dir."),
     f("redis_url", "REDIS_URL", Kind::Str, true, "Redis for rate-limit state shared by replicas."),

@@ -181,14 +181,18 @@ impl Tagger {
                 self.engine.score(Windows { samples: batch, batch: chunk.len() })
             });
             let results = futures_util::future::join_all(calls.collect::<Vec<_>>()).await;
+            // The group's batches ran side by side: its share of the wall time is its slowest.
+            let (mut group_queued, mut group_inference) = (Duration::ZERO, Duration::ZERO);
             for (chunk, result) in group.iter().zip(results) {
                 let timed = result?;
-                queued += timed.queued;
-                inference += timed.inference;
+                group_queued = group_queued.max(timed.queued);
+                group_inference = group_inference.max(timed.inference);
                 for (&i, row) in chunk.iter().zip(timed.value.chunks(n_labels)) {
                     rows[i] = row.to_vec();
                 }
             }
+            queued += group_queued;
+            inference += group_inference;
             if progress.advance(group.iter().map(|c| c.len()).sum()).is_break() {
                 return Ok(None);
             }
