@@ -170,20 +170,29 @@ impl Tail {
         let sc = &mut self.scratch;
         for (k, row) in s.frames.chunks_exact(COLUMNS).enumerate() {
             let start = k * HOP;
-            for ((b, x), w) in sc.samples.iter_mut().zip(&padded[start..start + N_FFT]).zip(&self.win_src) {
-                *b = x * w;
-            }
-            if self.forward.process_with_scratch(&mut sc.samples, &mut sc.spectrum, &mut sc.fft).is_err() {
-                sc.spectrum.fill(Complex32::new(0.0, 0.0));
-            }
-            for ((c, re), im) in sc.spectrum.iter().zip(sc.re.iter_mut()).zip(sc.im.iter_mut()) {
-                (*re, *im) = (c.re, c.im);
+            let source = &padded[start..start + N_FFT];
+            // Unvoiced stretches of the pulse train are exact zeros (a quarter of the frames of
+            // ordinary speech): their spectrum is zero, and so is the harmonic branch.
+            let voiced = source.iter().any(|v| *v != 0.0);
+            if voiced {
+                for ((b, x), w) in sc.samples.iter_mut().zip(source).zip(&self.win_src) {
+                    *b = x * w;
+                }
+                if self.forward.process_with_scratch(&mut sc.samples, &mut sc.spectrum, &mut sc.fft).is_err() {
+                    sc.spectrum.fill(Complex32::new(0.0, 0.0));
+                }
+                for ((c, re), im) in sc.spectrum.iter().zip(sc.re.iter_mut()).zip(sc.im.iter_mut()) {
+                    (*re, *im) = (c.re, c.im);
+                }
+            } else {
+                sc.re.fill(0.0);
+                sc.im.fill(0.0);
             }
             let (lh, rest) = row.split_at(BINS);
             let (th, rest) = rest.split_at(BINS);
             let (ln, rest) = rest.split_at(BINS);
             let (lr, phi) = rest.split_at(BINS);
-            branches(sc, lh, th, ln, lr, phi, noise);
+            branches(sc, voiced, [lh, th, ln, lr, phi], noise);
             for ((c, re), im) in sc.spectrum.iter_mut().zip(&sc.re).zip(&sc.im) {
                 *c = Complex32::new(*re, *im);
             }
@@ -210,23 +219,26 @@ impl Tail {
 
 /// One frame's spectrum (the pulse train's, in `sc.re`/`sc.im`) through the three branches:
 /// `S·exp(lh)·e^{iπ·tanh(θ)} + exp(ln)·Z + exp(lr)·e^{iφ}`.
-fn branches(sc: &mut Scratch, lh: &[f32], th: &[f32], ln: &[f32], lr: &[f32], phi: &[f32], noise: &mut dyn Noise) {
+/// `voiced` false: the pulse train's spectrum is zero, and the harmonic product is skipped.
+fn branches(sc: &mut Scratch, voiced: bool, parts: [&[f32]; 5], noise: &mut dyn Noise) {
     let (re, im) = (&mut sc.re[..BINS], &mut sc.im[..BINS]);
-    let (lh, th, ln, lr, phi) = (&lh[..BINS], &th[..BINS], &ln[..BINS], &lr[..BINS], &phi[..BINS]);
-    fastmath::simd(
-        #[inline(always)]
-        || {
-            for i in 0..BINS {
-                let c = fastmath::tanh(th[i]) * PI;
-                let (sin, cos) = fastmath::sincos(c);
-                let mag = ex(lh[i]);
-                let (rr, ri) = (cos * mag, sin * mag);
-                let (a, b) = (re[i], im[i]);
-                re[i] = a * rr - b * ri;
-                im[i] = a * ri + b * rr;
-            }
-        },
-    );
+    let [lh, th, ln, lr, phi] = parts.map(|p| &p[..BINS]);
+    if voiced {
+        fastmath::simd(
+            #[inline(always)]
+            || {
+                for i in 0..BINS {
+                    let c = fastmath::tanh(th[i]) * PI;
+                    let (sin, cos) = fastmath::sincos(c);
+                    let mag = ex(lh[i]);
+                    let (rr, ri) = (cos * mag, sin * mag);
+                    let (a, b) = (re[i], im[i]);
+                    re[i] = a * rr - b * ri;
+                    im[i] = a * ri + b * rr;
+                }
+            },
+        );
+    }
     let (za, zb) = (&mut sc.za[..BINS], &mut sc.zb[..BINS]);
     if noise.fill(za, zb) {
         fastmath::simd(
