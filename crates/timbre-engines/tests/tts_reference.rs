@@ -206,6 +206,46 @@ fn hibari_audio_matches_hibari_tts_without_noise() {
     assert_eq!(KokoroWorker::ids(&vocab, "hˈ☃"), vec![0, 50, 156, 0]);
 }
 
+/// hibari's model runs with its spectral output frame-major (a load-time edit that drops a
+/// Transpose and a Split): the edited model gives the same numbers, so the audio is identical
+/// sample for sample to the file's (read through the bin-major planes).
+#[test]
+fn hibari_frame_major_edit_keeps_the_audio() {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use timbre_engines::actor::Worker;
+    use timbre_engines::onnx::OnnxSession;
+    use timbre_engines::tts::kokoro::{KokoroRequest, layout};
+
+    let manifest = common::manifest("hibari", "scripts/fetch-models");
+    let path = manifest.dir.join("hibari.onnx");
+    let edited = timbre_engines::tts::catalog::kokoro_model_frame_major(&path).expect("hibari's model takes the edit");
+    let edited = OnnxSession::open_bytes(&edited, &path, 1, true).unwrap();
+    assert!(edited.has_output(layout::FRAMES) && !edited.has_output("lh"));
+    let original = OnnxSession::open(&path, 1).unwrap();
+    assert!(original.has_output("lh"));
+    let g2p = Arc::new(G2p::load(&manifest.dir, false).unwrap());
+    let vocab = Arc::new(read_vocab(&manifest.dir).unwrap());
+    let worker = |session| {
+        let oov = Oov::load(&manifest.dir.join("oov.onnx")).unwrap();
+        KokoroWorker::new(HashMap::from([("heart".to_string(), session)]), oov, Arc::clone(&g2p), Arc::clone(&vocab))
+    };
+    let (mut before, mut after) = (worker(original), worker(edited));
+    for case in json("hibari.json")["audio"].as_array().unwrap() {
+        let ps = case["phonemes"].as_str().unwrap();
+        let speed = case["speed"].as_f64().unwrap() as f32;
+        let run = |w: &mut KokoroWorker| {
+            let mut request = KokoroRequest::phonemes("heart", ps, speed);
+            request.noise = false;
+            w.handle(request).unwrap()
+        };
+        let (a, b) = (run(&mut before), run(&mut after));
+        assert!(!a.is_empty());
+        assert_eq!(a, b, "{ps}");
+    }
+}
+
 /// Text in, noise off: the same sentence twice gives the same samples (phonemizer included).
 #[test]
 fn piper_text_path_is_deterministic_without_noise() {

@@ -149,10 +149,41 @@ pub fn load_kokoro(
     for _ in 0..workers.max(1) {
         let mut sessions = std::collections::HashMap::new();
         for (name, v) in &entries {
-            sessions.insert(name.clone(), crate::onnx::OnnxSession::open_with(&dir.join(&v.file), threads, spin)?);
+            sessions.insert(name.clone(), open_kokoro_voice(&dir.join(&v.file), threads, spin)?);
         }
         pool.push(KokoroWorker::new(sessions, Oov::load(&dir.join(oov_file))?, Arc::clone(&g2p), Arc::clone(&vocab)));
     }
     let actor = crate::actor::Actor::spawn(&manifest.name, pool, 64)?;
     Ok(super::Speaker::kokoro(&manifest.name, voices_of(manifest)?, actor, sentence_silence))
+}
+
+/// A hibari voice's session, on the model with its spectral output frame-major (~8% less model
+/// time, the same numbers; see [`super::kokoro::layout`]); the file as it is when the edit does
+/// not apply or its result does not load.
+fn open_kokoro_voice(path: &std::path::Path, threads: usize, spin: bool) -> Result<crate::onnx::OnnxSession, String> {
+    if let Some(model) = kokoro_model_frame_major(path) {
+        match crate::onnx::OnnxSession::open_bytes(&model, path, threads, spin) {
+            Ok(session) => return Ok(session),
+            Err(e) => {
+                tracing::warn!(model = %path.display(), error = %e, "the edited model does not load; loading the file as it is")
+            }
+        }
+    }
+    crate::onnx::OnnxSession::open_with(path, threads, spin)
+}
+
+/// The hibari model at `path` with the frame-major output, or `None` to load the file as it is.
+pub fn kokoro_model_frame_major(path: &std::path::Path) -> Option<Vec<u8>> {
+    let bytes = std::fs::read(path).ok()?;
+    match super::kokoro::layout::frame_major(&bytes, super::kokoro::dsp::BINS as i64) {
+        Ok(Some(model)) => Some(model),
+        Ok(None) => {
+            tracing::debug!(model = %path.display(), "the model does not end in the expected transpose and split; loading it as it is");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(model = %path.display(), error = %e, "cannot edit the model's output layout; loading it as it is");
+            None
+        }
+    }
 }

@@ -161,12 +161,17 @@ async fn file_response(
         add(next.map_err(service::tts_error)?);
     }
     let seconds = samples.len() as f64 / native as f64;
-    let bytes = tokio::task::spawn_blocking(move || {
+    let encode = move || {
         let samples = service::to_rate(samples, native, rate)?;
         timbre_audio::encode(&samples, rate, format).map_err(|e| ApiError::internal(format!("encoding failed: {e}")))
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("encoder task failed: {e}")))??;
+    };
+    let bytes = if encodes_inline(format, native, rate) {
+        encode()?
+    } else {
+        tokio::task::spawn_blocking(encode)
+            .await
+            .map_err(|e| ApiError::internal(format!("encoder task failed: {e}")))??
+    };
     let mut response = (bytes::Bytes::from(bytes)).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.mime_type()));
@@ -180,6 +185,14 @@ async fn file_response(
         h.insert("x-voice", v);
     }
     Ok(response)
+}
+
+/// WAV and PCM at the voice's own rate are a sample-format conversion (~0.1 ms for a sentence):
+/// done on the request's task, without the hand-off to a blocking thread and back, which costs
+/// more than that when the cores are busy. Compressed formats and resampling stay off the async
+/// runtime.
+fn encodes_inline(format: OutputFormat, native: u32, rate: u32) -> bool {
+    native == rate && matches!(format, OutputFormat::Wav | OutputFormat::Pcm16)
 }
 
 /// Encoder work runs on a blocking thread that reads sentences as they come and hands encoded
@@ -302,4 +315,18 @@ pub async fn voices(State(state): State<AppState>) -> Json<serde_json::Value> {
         "default_voice": default,
         "openai_voices": service::OPENAI_VOICES,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_cheap_encodings_run_inline() {
+        assert!(encodes_inline(OutputFormat::Wav, 24_000, 24_000));
+        assert!(encodes_inline(OutputFormat::Pcm16, 24_000, 24_000));
+        assert!(!encodes_inline(OutputFormat::Pcm16, 22_050, 24_000), "resampling is real work");
+        assert!(!encodes_inline(OutputFormat::Mp3, 24_000, 24_000));
+        assert!(!encodes_inline(OutputFormat::Flac, 22_050, 22_050));
+    }
 }

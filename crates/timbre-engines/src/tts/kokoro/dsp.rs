@@ -22,17 +22,32 @@ pub const SR: u32 = 24_000;
 pub const BINS: usize = N_FFT / 2 + 1;
 const K: usize = N_FFT / HOP;
 
-/// The network's outputs for one utterance: five `[BINS, F]` row-major planes and `f0[F]`.
+/// Columns of one frame of network output: the five spectral parts side by side.
+pub const COLUMNS: usize = 5 * BINS;
+
+/// The network's outputs for one utterance, frame-major: frame `k` is
+/// `frames[k·COLUMNS..(k+1)·COLUMNS]`, its `lh, θ, ln, lr, φ` (`BINS` each) one after another
+/// (the head's own layout, see [`super::layout`]); `f0[F]`.
 pub struct Spectral<'a> {
-    pub lh: &'a [f32],
-    pub th: &'a [f32],
-    pub ln: &'a [f32],
-    pub lr: &'a [f32],
-    pub phi: &'a [f32],
+    pub frames: &'a [f32],
     pub f0: &'a [f32],
 }
 
-/// Standard normal numbers for the noise branch, a whole plane at a time.
+/// Bin-major planes (`[BINS][F]` each, the original model's outputs) in the frame-major layout
+/// of [`Spectral::frames`], for a model the load-time edit left as it was.
+pub fn frames_from_planes(planes: [&[f32]; 5], frames: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; COLUMNS * frames];
+    for (p, plane) in planes.iter().enumerate() {
+        for (b, row) in plane.chunks_exact(frames.max(1)).take(BINS).enumerate() {
+            for (k, v) in row.iter().enumerate() {
+                out[k * COLUMNS + p * BINS + b] = *v;
+            }
+        }
+    }
+    out
+}
+
+/// Standard normal numbers for the noise branch, a frame at a time.
 pub trait Noise {
     /// Fill `re` and `im` (same length) with independent standard normals. `false`: this source
     /// adds nothing, and the noise branch is skipped.
@@ -81,22 +96,26 @@ impl Noise for Gaussian {
     }
 }
 
-/// Frames transformed together before their bins are scattered into the bin-major planes (and
-/// gathered back for the inverse): the planes are `[BINS][frames]`, so a frame at a time would
-/// touch a new cache line for every bin.
-const BLOCK: usize = 16;
-
-/// FFT plans, windows and scratch planes, built once per worker and reused for every sentence.
+/// FFT plans, windows and one frame's scratch, built once per worker and reused for every
+/// sentence.
 pub struct Tail {
     win: Vec<f32>,
     win_src: Vec<f32>,
     forward: Arc<dyn RealToComplex<f32>>,
     inverse: Arc<dyn ComplexToReal<f32>>,
-    /// The spectrum being built, `[BINS][frames]`, real and imaginary parts apart so the
-    /// element-wise stages vectorize.
+    scratch: Scratch,
+}
+
+/// One frame at a time: everything below stays in the first-level cache.
+struct Scratch {
+    /// Windowed samples in, time-domain frame out.
+    samples: Vec<f32>,
+    spectrum: Vec<Complex32>,
+    fft: Vec<Complex32>,
+    /// The frame's spectrum, real and imaginary parts apart so the element-wise stages vectorize.
     re: Vec<f32>,
     im: Vec<f32>,
-    /// Noise draws (or sin/cos of φ), same shape.
+    /// Noise draws (or cos/sin of φ).
     za: Vec<f32>,
     zb: Vec<f32>,
 }
@@ -120,155 +139,151 @@ impl Tail {
             .collect();
         let win_src = win.iter().map(|w| w / (N_FFT as f32 / 4.0)).collect();
         let mut planner = RealFftPlanner::<f32>::new();
-        Self {
-            win,
-            win_src,
-            forward: planner.plan_fft_forward(N_FFT),
-            inverse: planner.plan_fft_inverse(N_FFT),
-            re: Vec::new(),
-            im: Vec::new(),
-            za: Vec::new(),
-            zb: Vec::new(),
-        }
+        let forward = planner.plan_fft_forward(N_FFT);
+        let inverse = planner.plan_fft_inverse(N_FFT);
+        let fft_len = forward.get_scratch_len().max(inverse.get_scratch_len());
+        let scratch = Scratch {
+            samples: vec![0.0; N_FFT],
+            spectrum: vec![Complex32::new(0.0, 0.0); BINS],
+            fft: vec![Complex32::new(0.0, 0.0); fft_len],
+            re: vec![0.0; BINS],
+            im: vec![0.0; BINS],
+            za: vec![0.0; BINS],
+            zb: vec![0.0; BINS],
+        };
+        Self { win, win_src, forward, inverse, scratch }
     }
 
-    /// Waveform for `frames` frames of network output.
+    /// Waveform for `frames` frames of network output: per frame, the pulse train's STFT
+    /// (torch.stft, center=True, reflect padding, Hann/(n_fft/4)), the three branches, and the
+    /// inverse (torch.istft, center=True, length = frames·hop: irfft, window, overlap-add,
+    /// divided by the summed squared window).
     pub fn synth(&mut self, s: &Spectral<'_>, noise: &mut dyn Noise) -> Vec<f32> {
         let f = s.f0.len();
-        let n = BINS * f;
-        if f == 0 || [s.lh, s.th, s.ln, s.lr, s.phi].iter().any(|p| p.len() != n) {
+        if f == 0 || s.frames.len() != COLUMNS * f {
             return Vec::new();
         }
-        self.stft(&pulses(s.f0), f); // self.re/im = [BINS][F]
-        for buf in [&mut self.za, &mut self.zb] {
-            buf.clear();
-            buf.resize(n, 0.0);
-        }
-        let (re, im) = (&mut self.re[..n], &mut self.im[..n]);
-        let (lh, th, ln, lr, phi) = (&s.lh[..n], &s.th[..n], &s.ln[..n], &s.lr[..n], &s.phi[..n]);
-        // Harmonic branch: spec ·= exp(lh)·e^{iπ·tanh(θ)}.
-        fastmath::simd(|| {
-            for i in 0..n {
-                let c = fastmath::tanh(th[i]) * PI;
-                let (sin, cos) = fastmath::sincos(c);
-                let mag = ex(lh[i]);
-                let (rr, ri) = (cos * mag, sin * mag);
-                let (a, b) = (re[i], im[i]);
-                re[i] = a * rr - b * ri;
-                im[i] = a * ri + b * rr;
+        let padded = reflect_pad(&pulses(s.f0), N_FFT / 2);
+        let total = (f + K - 1) * HOP;
+        let mut y = vec![0.0f32; total];
+        let scale = 1.0 / N_FFT as f32;
+        let sc = &mut self.scratch;
+        for (k, row) in s.frames.chunks_exact(COLUMNS).enumerate() {
+            let start = k * HOP;
+            let source = &padded[start..start + N_FFT];
+            // Unvoiced stretches of the pulse train are exact zeros (a quarter of the frames of
+            // ordinary speech): their spectrum is zero, and so is the harmonic branch.
+            let voiced = source.iter().any(|v| *v != 0.0);
+            if voiced {
+                for ((b, x), w) in sc.samples.iter_mut().zip(source).zip(&self.win_src) {
+                    *b = x * w;
+                }
+                if self.forward.process_with_scratch(&mut sc.samples, &mut sc.spectrum, &mut sc.fft).is_err() {
+                    sc.spectrum.fill(Complex32::new(0.0, 0.0));
+                }
+                for ((c, re), im) in sc.spectrum.iter().zip(sc.re.iter_mut()).zip(sc.im.iter_mut()) {
+                    (*re, *im) = (c.re, c.im);
+                }
+            } else {
+                sc.re.fill(0.0);
+                sc.im.fill(0.0);
             }
-        });
-        // Shaped noise: spec += exp(ln)·Z.
-        let (za, zb) = (&mut self.za[..n], &mut self.zb[..n]);
-        if noise.fill(za, zb) {
-            fastmath::simd(|| {
-                for i in 0..n {
+            let (lh, rest) = row.split_at(BINS);
+            let (th, rest) = rest.split_at(BINS);
+            let (ln, rest) = rest.split_at(BINS);
+            let (lr, phi) = rest.split_at(BINS);
+            branches(sc, voiced, [lh, th, ln, lr, phi], noise);
+            for ((c, re), im) in sc.spectrum.iter_mut().zip(&sc.re).zip(&sc.im) {
+                *c = Complex32::new(*re, *im);
+            }
+            // irfft ignores the imaginary parts of DC and Nyquist; realfft insists they are 0.
+            sc.spectrum[0].im = 0.0;
+            sc.spectrum[BINS - 1].im = 0.0;
+            if self.inverse.process_with_scratch(&mut sc.spectrum, &mut sc.samples, &mut sc.fft).is_err() {
+                continue;
+            }
+            for ((y, x), w) in y[start..start + N_FFT].iter_mut().zip(&sc.samples).zip(&self.win) {
+                *y += x * scale * w;
+            }
+        }
+        let mut wsum = vec![0.0f32; total];
+        for k in 0..f {
+            for (s, w) in wsum[k * HOP..k * HOP + N_FFT].iter_mut().zip(&self.win) {
+                *s += w * w;
+            }
+        }
+        let half = N_FFT / 2;
+        y[half..half + f * HOP].iter().zip(&wsum[half..]).map(|(y, w)| y * (1.0 / w.max(1e-11))).collect()
+    }
+}
+
+/// One frame's spectrum (the pulse train's, in `sc.re`/`sc.im`) through the three branches:
+/// `S·exp(lh)·e^{iπ·tanh(θ)} + exp(ln)·Z + exp(lr)·e^{iφ}`.
+/// `voiced` false: the pulse train's spectrum is zero, and the harmonic product is skipped.
+fn branches(sc: &mut Scratch, voiced: bool, parts: [&[f32]; 5], noise: &mut dyn Noise) {
+    let (re, im) = (&mut sc.re[..BINS], &mut sc.im[..BINS]);
+    let [lh, th, ln, lr, phi] = parts.map(|p| &p[..BINS]);
+    if voiced {
+        fastmath::simd(
+            #[inline(always)]
+            || {
+                for i in 0..BINS {
+                    let c = fastmath::tanh(th[i]) * PI;
+                    let (sin, cos) = fastmath::sincos(c);
+                    let mag = ex(lh[i]);
+                    let (rr, ri) = (cos * mag, sin * mag);
+                    let (a, b) = (re[i], im[i]);
+                    re[i] = a * rr - b * ri;
+                    im[i] = a * ri + b * rr;
+                }
+            },
+        );
+    }
+    let (za, zb) = (&mut sc.za[..BINS], &mut sc.zb[..BINS]);
+    if noise.fill(za, zb) {
+        fastmath::simd(
+            #[inline(always)]
+            || {
+                for i in 0..BINS {
                     let g = ex(ln[i]);
                     re[i] += za[i] * g;
                     im[i] += zb[i] * g;
                 }
-            });
-        }
-        // Free-phase branch: spec += exp(lr)·e^{iφ}.
-        fastmath::sincos_slice(phi, zb, za);
-        fastmath::simd(|| {
-            for i in 0..n {
+            },
+        );
+    }
+    fastmath::sincos_slice(phi, zb, za);
+    fastmath::simd(
+        #[inline(always)]
+        || {
+            for i in 0..BINS {
                 let g = ex(lr[i]);
                 re[i] += za[i] * g;
                 im[i] += zb[i] * g;
             }
-        });
-        self.ola(f)
-    }
+        },
+    );
+}
 
-    /// torch.stft(center=True, reflect padding, Hann/(n_fft/4)) of `x`, the first `frames`
-    /// frames, into `self.re`/`self.im` as `[BINS][frames]`.
-    fn stft(&mut self, x: &[f32], frames: usize) {
-        let half = N_FFT / 2;
-        let n = x.len();
-        let padded: Vec<f32> = (0..n + 2 * half)
-            .map(|i| {
-                let j = i as isize - half as isize;
-                let j = if j < 0 {
-                    -j
-                } else if j >= n as isize {
-                    2 * (n as isize - 1) - j
-                } else {
-                    j
-                };
-                x.get(j.clamp(0, n as isize - 1) as usize).copied().unwrap_or(0.0)
-            })
-            .collect();
-        for buf in [&mut self.re, &mut self.im] {
-            buf.clear();
-            buf.resize(BINS * frames, 0.0);
-        }
-        let mut buf = vec![0.0f32; N_FFT];
-        let mut block = vec![Complex32::new(0.0, 0.0); BLOCK * BINS];
-        let mut scratch = self.forward.make_scratch_vec();
-        for k0 in (0..frames).step_by(BLOCK) {
-            let count = BLOCK.min(frames - k0);
-            for (kk, spectrum) in block.chunks_exact_mut(BINS).take(count).enumerate() {
-                let start = (k0 + kk) * HOP;
-                for (j, b) in buf.iter_mut().enumerate() {
-                    *b = padded.get(start + j).copied().unwrap_or(0.0) * self.win_src[j];
-                }
-                if self.forward.process_with_scratch(&mut buf, spectrum, &mut scratch).is_err() {
-                    spectrum.fill(Complex32::new(0.0, 0.0));
-                }
-            }
-            for b in 0..BINS {
-                let row = b * frames + k0;
-                for kk in 0..count {
-                    let v = block[kk * BINS + b];
-                    self.re[row + kk] = v.re;
-                    self.im[row + kk] = v.im;
-                }
-            }
-        }
+/// `x` with `half` samples of reflection (numpy's `reflect`, no edge repeat) on each side.
+fn reflect_pad(x: &[f32], half: usize) -> Vec<f32> {
+    if x.is_empty() {
+        return vec![0.0; 2 * half];
     }
-
-    /// Inverse STFT of `self.re`/`self.im` (torch.istft center=True, length = frames·hop):
-    /// irfft per frame, window, overlap-add, divide by the summed squared window.
-    fn ola(&self, frames: usize) -> Vec<f32> {
-        let total = (frames + K - 1) * HOP;
-        let mut y = vec![0.0f32; total];
-        let mut wsum = vec![0.0f32; total];
-        let mut block = vec![Complex32::new(0.0, 0.0); BLOCK * BINS];
-        let mut frame = vec![0.0f32; N_FFT];
-        let mut scratch = self.inverse.make_scratch_vec();
-        let scale = 1.0 / N_FFT as f32;
-        for k0 in (0..frames).step_by(BLOCK) {
-            let count = BLOCK.min(frames - k0);
-            for b in 0..BINS {
-                let row = b * frames + k0;
-                for kk in 0..count {
-                    block[kk * BINS + b] = Complex32::new(self.re[row + kk], self.im[row + kk]);
-                }
-            }
-            for (kk, bins) in block.chunks_exact_mut(BINS).take(count).enumerate() {
-                // irfft ignores the imaginary parts of DC and Nyquist; realfft insists they are 0.
-                bins[0].im = 0.0;
-                bins[BINS - 1].im = 0.0;
-                if self.inverse.process_with_scratch(bins, &mut frame, &mut scratch).is_err() {
-                    continue;
-                }
-                let base = (k0 + kk) * HOP;
-                for ((y, f), w) in y[base..base + N_FFT].iter_mut().zip(&frame).zip(&self.win) {
-                    *y += f * scale * w;
-                }
-            }
-        }
-        let w2: Vec<f32> = self.win.iter().map(|w| w * w).collect();
-        for k in 0..frames {
-            let base = k * HOP;
-            for (s, w) in wsum[base..base + N_FFT].iter_mut().zip(&w2) {
-                *s += w;
-            }
-        }
-        let half = N_FFT / 2;
-        y[half..half + frames * HOP].iter().zip(&wsum[half..]).map(|(y, w)| y * (1.0 / w.max(1e-11))).collect()
-    }
+    let n = x.len() as isize;
+    (0..x.len() + 2 * half)
+        .map(|i| {
+            let j = i as isize - half as isize;
+            let j = if j < 0 {
+                -j
+            } else if j >= n {
+                2 * (n - 1) - j
+            } else {
+                j
+            };
+            x.get(j.clamp(0, n - 1) as usize).copied().unwrap_or(0.0)
+        })
+        .collect()
 }
 
 /// Linear interpolation weights of the per-sample F0 between frame centres (align_corners=False).
@@ -301,26 +316,32 @@ pub fn pulses(f0: &[f32]) -> Vec<f32> {
     }
     // The phase is a running sum (sequential, in f64 like the reference); the rest vectorizes.
     let mut t = vec![0.0f32; f.len()];
-    fastmath::simd(|| {
-        let mut acc = 0.0f64;
-        for (t, fi) in t.iter_mut().zip(&f) {
-            acc += fi.max(VTHRESH) as f64;
-            let phase = (acc * (1.0 / SR as f64)).fract();
-            *t = (phase * (2.0 * std::f64::consts::PI)) as f32;
-        }
-    });
+    fastmath::simd(
+        #[inline(always)]
+        || {
+            let mut acc = 0.0f64;
+            for (t, fi) in t.iter_mut().zip(&f) {
+                acc += fi.max(VTHRESH) as f64;
+                let phase = (acc * (1.0 / SR as f64)).fract();
+                *t = (phase * (2.0 * std::f64::consts::PI)) as f32;
+            }
+        },
+    );
     let mut out = vec![0.0f32; f.len()];
     // t < 2π and H ≤ 11000/40 + ½, so every sine argument is inside fastmath's exact range.
-    fastmath::simd(|| {
-        for ((o, fi), t) in out.iter_mut().zip(&f).zip(&t) {
-            let voiced = *fi > VTHRESH;
-            let fv = fi.max(VTHRESH);
-            let h = (FMAX / fv).floor() + 0.5;
-            let s = fastmath::sincos(t * 0.5).0 * 2.0;
-            let e = if s.abs() <= 2e-3 { h } else { fastmath::sincos(h * t).0 / s };
-            *o = if voiced { e - 0.5 } else { 0.0 };
-        }
-    });
+    fastmath::simd(
+        #[inline(always)]
+        || {
+            for ((o, fi), t) in out.iter_mut().zip(&f).zip(&t) {
+                let voiced = *fi > VTHRESH;
+                let fv = fi.max(VTHRESH);
+                let h = (FMAX / fv).floor() + 0.5;
+                let s = fastmath::sincos(t * 0.5).0 * 2.0;
+                let e = if s.abs() <= 2e-3 { h } else { fastmath::sincos(h * t).0 / s };
+                *o = if voiced { e - 0.5 } else { 0.0 };
+            }
+        },
+    );
     out
 }
 
@@ -339,23 +360,71 @@ mod tests {
         assert!(pulses(&[0.0; 4]).iter().all(|v| *v == 0.0));
     }
 
-    #[test]
-    fn stft_then_ola_reconstructs_inside() {
-        // With only the free-phase branch carrying a known STFT, ola inverts stft.
-        // 37 frames: more than two scatter/gather blocks, the last one partial.
-        let mut tail = Tail::new();
-        let frames = 37;
-        let x: Vec<f32> = (0..frames * HOP).map(|i| (i as f32 * 0.05).sin() * 0.3).collect();
-        tail.stft(&x, frames);
-        // Undo the source window's 1/(n_fft/4) scaling: ola expects a Hann-analysed spectrum.
-        for v in tail.re.iter_mut().chain(tail.im.iter_mut()) {
-            *v *= N_FFT as f32 / 4.0;
+    /// Frame-major network output with every frame alike.
+    fn constant_frames(frames: usize, lh: f32, th: f32, ln: f32, lr: f32, phi: f32) -> Vec<f32> {
+        let mut row = Vec::with_capacity(COLUMNS);
+        for v in [lh, th, ln, lr, phi] {
+            row.extend(std::iter::repeat_n(v, BINS));
         }
-        let y = tail.ola(frames);
+        row.repeat(frames)
+    }
+
+    #[test]
+    fn unit_harmonic_gain_gives_back_the_pulse_train() {
+        // exp(lh) = n_fft/4 undoes the source window's scaling, tanh(0) = 0 leaves the phase, the
+        // free-phase branch is exp(-87) ≈ 0 and the noise is off: the inverse STFT of the pulse
+        // train's STFT is the pulse train (inside, away from the reflected edges).
+        // 37 frames of a gliding F0 with an unvoiced stretch.
+        let frames = 37;
+        let f0: Vec<f32> =
+            (0..frames).map(|k| if (20..24).contains(&k) { 0.0 } else { 110.0 + 5.0 * k as f32 }).collect();
+        let spec = constant_frames(frames, (N_FFT as f32 / 4.0).ln(), 0.0, 0.0, -87.0, 0.0);
+        let y = Tail::new().synth(&Spectral { frames: &spec, f0: &f0 }, &mut Silent);
+        let x = pulses(&f0);
         assert_eq!(y.len(), x.len());
+        let peak = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let err =
             x[HOP..x.len() - HOP].iter().zip(&y[HOP..y.len() - HOP]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-        assert!(err < 1e-4, "max error {err}");
+        assert!(err < 1e-4 * peak, "max error {err} (peak {peak})");
+    }
+
+    #[test]
+    fn the_free_phase_branch_alone_is_a_cosine() {
+        // Only bin b at exp(lr) = 1 and φ = 0, nothing else: every frame's irfft is
+        // (2/n_fft)·cos(2π·b·n/n_fft). With b a multiple of 4 (n_fft = 4 hops) the frames overlap
+        // in phase; the overlap-add sums the Hann window (2 at every sample, hop n_fft/4) and
+        // divides by its summed square (1.5): inside, a cosine of amplitude (2/n_fft)·(4/3).
+        let (frames, b) = (12, 48);
+        let mut spec = constant_frames(frames, -87.0, 0.0, 0.0, -87.0, 0.0);
+        for k in 0..frames {
+            spec[k * COLUMNS + 3 * BINS + b] = 0.0;
+        }
+        let y = Tail::new().synth(&Spectral { frames: &spec, f0: &[0.0; 12] }, &mut Silent);
+        assert_eq!(y.len(), frames * HOP);
+        let amp = 2.0 / N_FFT as f64 * 4.0 / 3.0;
+        // Every output sample with all four overlapping frames present.
+        for (n, v) in y.iter().enumerate().take(frames * HOP - N_FFT / 2).skip(HOP) {
+            let want = amp * (2.0 * std::f64::consts::PI * (b * n) as f64 / N_FFT as f64).cos();
+            assert!((f64::from(*v) - want).abs() < 1e-6 * amp * 1e3, "sample {n}: {v} vs {want}");
+        }
+    }
+
+    #[test]
+    fn planes_become_frames() {
+        // Plane p, bin b, frame k holds 1000·p + 10·b + k.
+        let frames = 3;
+        let planes: Vec<Vec<f32>> = (0..5)
+            .map(|p| (0..BINS * frames).map(|i| (1000 * p + 10 * (i / frames) + i % frames) as f32).collect())
+            .collect();
+        let f = frames_from_planes([&planes[0], &planes[1], &planes[2], &planes[3], &planes[4]], frames);
+        assert_eq!(f.len(), COLUMNS * frames);
+        for k in 0..frames {
+            for p in 0..5 {
+                for b in [0, 1, 300, BINS - 1] {
+                    assert_eq!(f[k * COLUMNS + p * BINS + b], (1000 * p + 10 * b + k) as f32);
+                }
+            }
+        }
     }
 
     #[test]

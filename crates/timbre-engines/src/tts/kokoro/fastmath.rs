@@ -11,6 +11,11 @@
 use std::f32::consts::PI;
 
 /// Run `f` compiled for the best vector instructions this CPU has (chosen once at run time).
+///
+/// Only code inlined into `f`'s caller inside pulp gets those instructions: callers pass
+/// `#[inline(always)]` closures (a closure left out of line is compiled for the baseline target,
+/// SSE2, whatever the CPU), and the integer steps in this module wrap instead of checking for
+/// overflow (a checked step, as in the dev profile, keeps a loop scalar).
 #[inline(always)]
 pub fn simd<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
@@ -23,7 +28,7 @@ const ROUND: f32 = 12_582_912.0;
 #[inline(always)]
 fn round_to_int(x: f32) -> (f32, i32) {
     let shifted = x + ROUND;
-    let n = shifted.to_bits() as i32 - ROUND.to_bits() as i32;
+    let n = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     (shifted - ROUND, n)
 }
 
@@ -42,7 +47,7 @@ pub fn exp(x: f32) -> f32 {
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    p * f32::from_bits(((ni + 127) << 23) as u32)
+    p * f32::from_bits((ni.wrapping_add(127) << 23) as u32)
 }
 
 /// π/2 split so that `k · C1` and `k · C2` are exact for |k| < 2¹².
@@ -67,7 +72,7 @@ pub fn sincos(x: f32) -> (f32, f32) {
     let swap = q & 1 != 0;
     let (sin, cos) = if swap { (c, s) } else { (s, c) };
     let sin_sign = ((q & 2) as u32) << 30;
-    let cos_sign = (((q + 1) & 2) as u32) << 30;
+    let cos_sign = ((q.wrapping_add(1) & 2) as u32) << 30;
     (f32::from_bits(sin.to_bits() ^ sin_sign), f32::from_bits(cos.to_bits() ^ cos_sign))
 }
 
@@ -83,11 +88,11 @@ pub fn tanh(x: f32) -> f32 {
 #[inline(always)]
 pub fn ln(x: f32) -> f32 {
     let bits = x.to_bits();
-    let mut e = ((bits >> 23) & 0xff) as i32 - 127;
+    let mut e = (((bits >> 23) & 0xff) as i32).wrapping_sub(127);
     let mut m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000); // [1, 2)
     let big = m > std::f32::consts::SQRT_2;
     m = if big { m * 0.5 } else { m };
-    e += big as i32;
+    e = e.wrapping_add(big as i32);
     // ln m = 2 atanh(s), s = (m−1)/(m+1), |s| ≤ 0.172: series to s⁹.
     let s = (m - 1.0) / (m + 1.0);
     let s2 = s * s;
@@ -101,11 +106,14 @@ pub fn sincos_slice(x: &[f32], sin: &mut [f32], cos: &mut [f32]) {
     let n = x.len().min(sin.len()).min(cos.len());
     let (x, sin, cos) = (&x[..n], &mut sin[..n], &mut cos[..n]);
     if x.iter().all(|v| v.abs() <= SINCOS_LIMIT) {
-        simd(|| {
-            for ((x, s), c) in x.iter().zip(sin.iter_mut()).zip(cos.iter_mut()) {
-                (*s, *c) = sincos(*x);
-            }
-        })
+        simd(
+            #[inline(always)]
+            || {
+                for ((x, s), c) in x.iter().zip(sin.iter_mut()).zip(cos.iter_mut()) {
+                    (*s, *c) = sincos(*x);
+                }
+            },
+        )
     } else {
         for ((x, s), c) in x.iter().zip(sin.iter_mut()).zip(cos.iter_mut()) {
             (*s, *c) = x.sin_cos();
@@ -116,14 +124,17 @@ pub fn sincos_slice(x: &[f32], sin: &mut [f32], cos: &mut [f32]) {
 /// Box–Muller: pairs of uniforms (u1 in (0, 1], u2 in [0, 1)) → pairs of standard normals, in
 /// place: `a[i], b[i]` become `r·cos, r·sin`.
 pub fn box_muller(a: &mut [f32], b: &mut [f32]) {
-    simd(|| {
-        for (u1, u2) in a.iter_mut().zip(b.iter_mut()) {
-            let r = (-2.0 * ln(*u1)).sqrt();
-            let (s, c) = sincos(2.0 * PI * *u2);
-            *u1 = r * c;
-            *u2 = r * s;
-        }
-    })
+    simd(
+        #[inline(always)]
+        || {
+            for (u1, u2) in a.iter_mut().zip(b.iter_mut()) {
+                let r = (-2.0 * ln(*u1)).sqrt();
+                let (s, c) = sincos(2.0 * PI * *u2);
+                *u1 = r * c;
+                *u2 = r * s;
+            }
+        },
+    )
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod dsp;
 mod fastmath;
 pub mod g2p;
+pub mod layout;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -269,27 +270,40 @@ impl KokoroWorker {
                 "speed" => Tensor::from_array((vec![1usize], vec![speed])).map_err(|e| e.to_string())?
             ])
             .map_err(|e| e.to_string())?;
-        if outputs.len() < 6 {
-            return Err(format!("the model gave {} outputs, expected 6", outputs.len()));
+        let f0 = extract(&outputs, "f0")?;
+        let frames = f0.len();
+        // The load-time edit's frame-major output ([`layout`]) is read in place; a model left as
+        // it was gives the five bin-major planes, rearranged here.
+        let rearranged;
+        let spectral = if outputs.contains_key(layout::FRAMES) {
+            extract(&outputs, layout::FRAMES)?
+        } else {
+            let mut planes = [&[][..]; 5];
+            for (plane, name) in planes.iter_mut().zip(layout::PLANES) {
+                *plane = extract(&outputs, name)?;
+            }
+            if planes.iter().any(|p| p.len() != dsp::BINS * frames) {
+                return Err(format!("unexpected spectral output sizes for {frames} frames"));
+            }
+            rearranged = dsp::frames_from_planes(planes, frames);
+            &rearranged[..]
+        };
+        if spectral.len() != dsp::COLUMNS * frames {
+            return Err(format!("unexpected spectral output size {} for {frames} frames", spectral.len()));
         }
-        // The planes are read in place (copying them out costs about 1 MB per second of audio).
-        let mut planes: Vec<&[f32]> = Vec::with_capacity(6);
-        for i in 0..6 {
-            let (_, data) = outputs[i].try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
-            planes.push(data);
-        }
-        let frames = planes[5].len();
-        if planes[..5].iter().any(|p| p.len() != dsp::BINS * frames) {
-            return Err(format!("unexpected spectral output sizes for {frames} frames"));
-        }
-        let spectral =
-            dsp::Spectral { lh: planes[0], th: planes[1], ln: planes[2], lr: planes[3], phi: planes[4], f0: planes[5] };
+        let spectral = dsp::Spectral { frames: spectral, f0 };
         Ok(if noise {
             self.tail.synth(&spectral, &mut self.noise)
         } else {
             self.tail.synth(&spectral, &mut dsp::Silent)
         })
     }
+}
+
+/// A float output of the model, in place.
+fn extract<'a>(outputs: &'a ort::session::SessionOutputs<'_>, name: &str) -> Result<&'a [f32], String> {
+    let value = outputs.get(name).ok_or_else(|| format!("the model has no output `{name}`"))?;
+    Ok(value.try_extract_tensor::<f32>().map_err(|e| e.to_string())?.1)
 }
 
 impl Worker for KokoroWorker {
