@@ -109,8 +109,8 @@ impl Searcher<'_> {
     }
 
     fn greedy(&self, cache: SelfCache, ctx: &StepCtx, opts: &SearchOptions) -> Result<SearchResult, String> {
-        let mut caches = vec![cache];
-        let mut generated = vec![Vec::new()];
+        let mut cache = cache;
+        let mut generated = Vec::new();
         let mut sum = 0.0;
         let mut no_speech = ctx.no_speech_prob;
         let mut next = ctx.start;
@@ -119,20 +119,20 @@ impl Searcher<'_> {
             // Only the largest allowed logit matters here, so the model may screen the
             // vocabulary in 8 bits first (`WhisperModel::decode_greedy`); the pick is unchanged.
             let excluded = self.rules.always_banned(step);
-            let mut row = self.model.decode_greedy(next, &mut caches[0], self.cross, eot, &excluded, self.threads)?;
+            let mut row = self.model.decode_greedy(next, &mut cache, self.cross, eot, &excluded, self.threads)?;
             if step == 0 && no_speech.is_none() {
                 no_speech = Some(self.no_speech_prob(&row));
             }
-            self.rules.apply(step, &generated[0], &mut row);
+            self.rules.apply(step, &generated, &mut row);
             let (best, lp) = argmax(&log_softmax(&row));
             sum += lp;
             if best == self.rules.eot {
                 break;
             }
-            generated[0].push(best);
+            generated.push(best);
             next = best;
         }
-        let tokens = generated.pop().unwrap_or_default();
+        let tokens = generated;
         Ok(SearchResult { best: finalize(tokens, sum, opts.length_penalty), no_speech_prob: no_speech.unwrap_or(0.0) })
     }
 
