@@ -168,15 +168,7 @@ pub fn conv1d_as_2d(model: &[u8]) -> Result<Rewritten, String> {
         put_bytes(&mut t, TENSOR_RAW_DATA, &2i64.to_le_bytes());
         put_bytes(&mut graph_out, GRAPH_INITIALIZER, &t);
     }
-    let mut out = Vec::with_capacity(graph_out.len() + 1024);
-    for f in &top {
-        if f.num == MODEL_GRAPH && f.wire == LEN {
-            put_bytes(&mut out, MODEL_GRAPH, &graph_out);
-        } else {
-            out.extend_from_slice(f.raw);
-        }
-    }
-    Ok(Rewritten { model: out, convolutions: converted })
+    Ok(Rewritten { model: with_graph(&top, &graph_out), convolutions: converted })
 }
 
 #[cfg(test)]

@@ -189,6 +189,33 @@ pub(crate) fn ints_attribute(name: &str, values: &[i64]) -> Vec<u8> {
     a
 }
 
+/// A float tensor's `ValueInfoProto` (graph input or output) from its encoded `TensorShapeProto`.
+pub(crate) fn float_value_info(name: &str, shape: &[u8]) -> Vec<u8> {
+    let mut tensor = Vec::new();
+    put_int(&mut tensor, TENSOR_TYPE_ELEM, ELEM_FLOAT);
+    put_bytes(&mut tensor, TENSOR_TYPE_SHAPE, shape);
+    let mut ty = Vec::new();
+    put_bytes(&mut ty, TYPE_TENSOR, &tensor);
+    let mut vi = Vec::new();
+    put_bytes(&mut vi, VALUE_INFO_NAME, name.as_bytes());
+    put_bytes(&mut vi, VALUE_INFO_TYPE, &ty);
+    vi
+}
+
+/// The model `top` (its top-level fields) with its graph replaced by `graph`, every other field
+/// kept byte for byte.
+pub(crate) fn with_graph(top: &[Field<'_>], graph: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(graph.len() + 1024);
+    for f in top {
+        if f.num == MODEL_GRAPH && f.wire == LEN {
+            put_bytes(&mut out, MODEL_GRAPH, graph);
+        } else {
+            out.extend_from_slice(f.raw);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -64,15 +64,7 @@ fn frames_value_info(name: &str, columns: i64) -> Vec<u8> {
     let mut d = Vec::new();
     put_int(&mut d, DIM_VALUE, columns as u64);
     put_bytes(&mut shape, SHAPE_DIM, &d);
-    let mut tensor = Vec::new();
-    put_int(&mut tensor, TENSOR_TYPE_ELEM, ELEM_FLOAT);
-    put_bytes(&mut tensor, TENSOR_TYPE_SHAPE, &shape);
-    let mut ty = Vec::new();
-    put_bytes(&mut ty, TYPE_TENSOR, &tensor);
-    let mut vi = Vec::new();
-    put_bytes(&mut vi, VALUE_INFO_NAME, name.as_bytes());
-    put_bytes(&mut vi, VALUE_INFO_TYPE, &ty);
-    vi
+    float_value_info(name, &shape)
 }
 
 /// The model with the head's frame-major spectrum as output [`FRAMES`] in place of the five
@@ -168,15 +160,7 @@ pub fn frame_major(model: &[u8], bins: i64) -> Result<Option<Vec<u8>>, String> {
             _ => graph_out.extend_from_slice(f.raw),
         }
     }
-    let mut out = Vec::with_capacity(graph_out.len() + 1024);
-    for f in &top {
-        if f.num == MODEL_GRAPH && f.wire == LEN {
-            put_bytes(&mut out, MODEL_GRAPH, &graph_out);
-        } else {
-            out.extend_from_slice(f.raw);
-        }
-    }
-    Ok(Some(out))
+    Ok(Some(with_graph(&top, &graph_out)))
 }
 
 #[cfg(test)]
@@ -201,15 +185,7 @@ mod tests {
             }
             put_bytes(&mut shape, SHAPE_DIM, &dim);
         }
-        let mut tensor = Vec::new();
-        put_int(&mut tensor, TENSOR_TYPE_ELEM, ELEM_FLOAT);
-        put_bytes(&mut tensor, TENSOR_TYPE_SHAPE, &shape);
-        let mut ty = Vec::new();
-        put_bytes(&mut ty, TYPE_TENSOR, &tensor);
-        let mut vi = Vec::new();
-        put_bytes(&mut vi, VALUE_INFO_NAME, name.as_bytes());
-        put_bytes(&mut vi, VALUE_INFO_TYPE, &ty);
-        vi
+        float_value_info(name, &shape)
     }
 
     /// `x + b → Transpose → Split` into the five planes, plus an `f0` output, as hibari's graph.
