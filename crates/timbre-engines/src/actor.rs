@@ -60,6 +60,8 @@ pub struct Actor<Req, Resp> {
     name: String,
     tx: Sender<Job<Req, Resp>>,
     depth: Arc<AtomicUsize>,
+    /// Workers inside a request.
+    busy: Arc<AtomicUsize>,
     workers: usize,
     /// Metric handles are looked up once: per call they cost a label allocation and a registry
     /// lookup, which shows at thousands of calls a second (keypoint streams).
@@ -74,10 +76,12 @@ impl<Req: Send + 'static, Resp: Send + 'static> Actor<Req, Resp> {
     {
         let (tx, rx) = bounded::<Job<Req, Resp>>(capacity.max(1));
         let depth = Arc::new(AtomicUsize::new(0));
+        let busy = Arc::new(AtomicUsize::new(0));
         let count = workers.len();
         for (i, mut worker) in workers.into_iter().enumerate() {
             let rx = rx.clone();
             let depth = Arc::clone(&depth);
+            let busy = Arc::clone(&busy);
             let engine = name.to_string();
             std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
@@ -86,19 +90,22 @@ impl<Req: Send + 'static, Resp: Send + 'static> Actor<Req, Resp> {
                     let inference_seconds =
                         metrics::histogram!("timbre_engine_inference_seconds", "engine" => engine.clone());
                     while let Ok(job) = rx.recv() {
+                        // Busy before it leaves the queue, so `idle_workers` never counts it twice.
+                        busy.fetch_add(1, Ordering::AcqRel);
                         depth.fetch_sub(1, Ordering::AcqRel);
                         let queued = job.enqueued.elapsed();
                         let _entered = job.span.enter();
                         let (result, inference) = handle_guarded(&mut worker, job.request);
                         queue_seconds.record(queued.as_secs_f64());
                         inference_seconds.record(inference.as_secs_f64());
+                        busy.fetch_sub(1, Ordering::AcqRel);
                         let _ = job.reply.send(result.map(|value| Timed { value, queued, inference }));
                     }
                 })
                 .map_err(|e| format!("cannot start engine thread: {e}"))?;
         }
         let depth_gauge = metrics::gauge!("timbre_engine_queue_depth", "engine" => name.to_string());
-        Ok(Self { name: name.to_string(), tx, depth, workers: count, depth_gauge })
+        Ok(Self { name: name.to_string(), tx, depth, busy, workers: count, depth_gauge })
     }
 
     pub async fn call(&self, request: Req) -> Result<Timed<Resp>, EngineError> {
@@ -143,6 +150,13 @@ impl<Req: Send + 'static, Resp: Send + 'static> Actor<Req, Resp> {
 
     pub fn workers(&self) -> usize {
         self.workers
+    }
+
+    /// Workers with nothing to do: neither in a request nor with one waiting for them. A
+    /// snapshot (it may change at once); callers use it to spread a request over idle workers,
+    /// where a wrong guess costs a little time, never correctness.
+    pub fn idle_workers(&self) -> usize {
+        self.workers.saturating_sub(self.busy.load(Ordering::Acquire) + self.depth.load(Ordering::Acquire))
     }
 
     pub fn name(&self) -> &str {
@@ -200,5 +214,25 @@ mod tests {
         let (a, b) = tokio::join!(actor.call(200), actor.call(200));
         assert!(a.is_ok() && b.is_ok());
         assert!(started.elapsed() < Duration::from_millis(380), "two workers overlap: {:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn idle_workers_counts_busy_and_queued() {
+        let actor = Arc::new(Actor::spawn("idle", vec![Sleepy, Sleepy], 8).unwrap());
+        assert_eq!(actor.idle_workers(), 2);
+        let call = |ms| {
+            let a = Arc::clone(&actor);
+            tokio::spawn(async move { a.call(ms).await })
+        };
+        let one = call(300);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(actor.idle_workers(), 1, "one in a request");
+        let (two, three) = (call(300), call(300));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(actor.idle_workers(), 0, "both busy and one queued");
+        for h in [one, two, three] {
+            h.await.unwrap().unwrap();
+        }
+        assert_eq!(actor.idle_workers(), 2, "all done");
     }
 }

@@ -110,13 +110,76 @@ fn piper_conv2d_rewrite_keeps_the_audio() {
     for case in json("piper.json")["cases"].as_array().unwrap() {
         let ids: Vec<i64> = case["ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
         let run = |w: &mut PiperWorker| {
-            w.handle(PiperRequest { input: PiperInput::Ids(ids.clone()), params: params.clone() }).unwrap().samples
+            w.handle(PiperRequest::audio(PiperInput::Ids(ids.clone()), params.clone())).unwrap().samples
         };
         let (a, b) = (run(&mut before), run(&mut after));
         assert_eq!(a.len(), b.len());
         let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         assert!(worst < 1e-3, "{}: largest difference {worst}", case["text"]);
     }
+}
+
+/// The model cut at the decoder (what the workers load) gives the file's audio, and a latent
+/// decoded in slices — each with its context, on any worker — gives the whole decode's samples:
+/// what lets a stream's first sentence be decoded in parallel without changing it.
+#[test]
+fn piper_latent_slices_decode_to_the_whole_sentence() {
+    use std::sync::Arc;
+    use timbre_engines::actor::Worker;
+    use timbre_engines::onnx::OnnxSession;
+    use timbre_engines::tts::piper::{
+        PiperConfig, PiperInput, PiperRequest, PiperWorker, Stage, latent, normalize_peak,
+    };
+
+    let manifest = common::manifest("piper-en_US-joe-medium", "scripts/fetch-models");
+    let onnx = manifest.file_with_role("onnx").unwrap();
+    let (encoder, decoder) =
+        timbre_engines::tts::catalog::piper_model_split(&onnx).expect("joe-medium can be cut at its decoder");
+    let mut config_path = onnx.clone().into_os_string();
+    config_path.push(".json");
+    let config = Arc::new(PiperConfig::load(std::path::Path::new(&config_path)).unwrap());
+    let mut file = PiperWorker::new(OnnxSession::open_with(&onnx, 1, true).unwrap(), Arc::clone(&config)).unwrap();
+    let open = |m: &[u8]| OnnxSession::open_bytes(m, &onnx, 1, true).unwrap();
+    let mut split = PiperWorker::split(open(&encoder), open(&decoder), config).unwrap();
+    assert!(split.splits() && !file.splits());
+    // Normalized to peak 1 as requests are: the slices are joined before normalizing.
+    let params = PiperParams {
+        noise_scale: Some(0.0),
+        noise_w: Some(0.0),
+        speed: 1.0,
+        normalize: true,
+        ..PiperParams::default()
+    };
+    let mut sliced = 0;
+    for case in json("piper.json")["cases"].as_array().unwrap() {
+        let ids: Vec<i64> = case["ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        let text = case["text"].as_str().unwrap();
+        let audio =
+            |w: &mut PiperWorker| w.handle(PiperRequest::audio(PiperInput::Ids(ids.clone()), params.clone())).unwrap();
+        let (reference, whole) = (audio(&mut file).samples, audio(&mut split).samples);
+        assert_eq!(reference.len(), whole.len(), "{text}");
+        let worst = reference.iter().zip(&whole).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-3, "{text}: split model vs file, largest difference {worst}");
+
+        let request =
+            PiperRequest { input: PiperInput::Ids(ids.clone()), params: params.clone(), stage: Stage::Latent };
+        let z = Arc::new(split.handle(request).unwrap().latent.unwrap());
+        assert_eq!(z.channels, 192, "{text}");
+        for parts in [2, 3] {
+            let slices = latent::slices(z.frames, parts, 24);
+            sliced += usize::from(slices.len() > 1);
+            let mut joined = Vec::new();
+            for frames in slices {
+                let input = PiperInput::Decode { latent: Arc::clone(&z), frames };
+                joined.extend(split.handle(PiperRequest::audio(input, params.clone())).unwrap().samples);
+            }
+            normalize_peak(&mut joined);
+            assert_eq!(joined.len(), whole.len(), "{text}: {parts} slices");
+            let worst = whole.iter().zip(&joined).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-4, "{text}: {parts} slices vs one decode, largest difference {worst}");
+        }
+    }
+    assert!(sliced >= 2, "some sentences were long enough to slice: {sliced}");
 }
 
 /// Per-request overrides reach the model: speed 2 halves the length; noise makes runs differ.

@@ -39,10 +39,14 @@ async fn tts_server(names: &[&str], tweak: impl FnOnce(&mut Config)) -> (TestSer
 }
 
 async fn load(server: &TestServer, dir: &Path) {
+    load_with_workers(server, dir, 1).await
+}
+
+async fn load_with_workers(server: &TestServer, dir: &Path, tts_workers: usize) {
     let plan = server.registry.discover(dir);
     let loader = timbre_engines::loaders::default_loader(&timbre_engines::loaders::Settings {
         threads: 1,
-        tts_workers: 1,
+        tts_workers,
         tts_sentence_silence: 0.2,
         ..Default::default()
     });
@@ -151,6 +155,44 @@ async fn streams_audio_chunks_and_sse_events() {
     let done = events.last().unwrap();
     assert_eq!(done["type"], "speech.audio.done");
     assert!(done["usage"]["input_tokens"].as_u64().unwrap() > 0);
+    server.stop().await.unwrap();
+}
+
+/// With two idle workers, a stream's first Piper sentence is encoded once and its latent decoded
+/// in two slices at once: the stream still carries the whole file's samples (noise off), and
+/// the parallel decode is counted, so this fails if the path silently stops being taken.
+#[tokio::test]
+async fn a_streamed_first_sentence_is_decoded_in_parallel_to_the_same_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(models().join(PIPER), dir.path().join(PIPER)).unwrap();
+    let server = start(Config { models_dir: dir.path().to_path_buf(), ..base_config() }).await;
+    load_with_workers(&server, dir.path(), 2).await;
+    let text = "Thank you for calling the support line today. How can I help you?";
+    let body = |stream: bool| {
+        let mut b = json!({"input": text, "voice": VOICE, "response_format": "wav", "noise_scale": 0, "noise_w": 0});
+        if stream {
+            b["stream_format"] = json!("audio");
+        }
+        b
+    };
+    let samples =
+        |bytes: &[u8]| -> Vec<i16> { bytes[44..].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect() };
+    let whole = samples(&speech(&server, body(false)).await.bytes().await.unwrap());
+    let counted = |metrics: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!(r#"timbre_tts_parallel_decodes_total{{model="{PIPER}"}}"#)))
+            .and_then(|l| l.rsplit(' ').next())
+            .map_or(0.0, |v| v.parse().unwrap())
+    };
+    let before = counted(&client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap());
+    let streamed = samples(&speech(&server, body(true)).await.bytes().await.unwrap());
+    let after = counted(&client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap());
+    assert_eq!(after - before, 1.0, "the first sentence was decoded in parallel once");
+    assert_eq!(streamed.len(), whole.len(), "same length");
+    let worst = whole.iter().zip(&streamed).map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs()).max().unwrap();
+    assert!(worst <= 2, "streamed samples differ from the file's by up to {worst}");
+    assert!(whole.iter().any(|s| s.abs() > 10_000), "real audio, not silence");
     server.stop().await.unwrap();
 }
 

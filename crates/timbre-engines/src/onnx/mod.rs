@@ -4,6 +4,7 @@ pub mod conv2d;
 pub(crate) mod proto;
 mod runtime;
 mod session;
+pub mod split;
 
 pub use runtime::{RuntimeInfo, environment, library_candidates};
 pub use session::{InputSpec, OnnxSession, describe_inputs};

@@ -189,11 +189,14 @@ pub(crate) fn ints_attribute(name: &str, values: &[i64]) -> Vec<u8> {
     a
 }
 
-/// A float tensor's `ValueInfoProto` (graph input or output) from its encoded `TensorShapeProto`.
-pub(crate) fn float_value_info(name: &str, shape: &[u8]) -> Vec<u8> {
+/// A float tensor's `ValueInfoProto` (graph input or output) from its encoded `TensorShapeProto`
+/// (`None`: no declared shape, not even a rank).
+pub(crate) fn float_value_info(name: &str, shape: Option<&[u8]>) -> Vec<u8> {
     let mut tensor = Vec::new();
     put_int(&mut tensor, TENSOR_TYPE_ELEM, ELEM_FLOAT);
-    put_bytes(&mut tensor, TENSOR_TYPE_SHAPE, shape);
+    if let Some(shape) = shape {
+        put_bytes(&mut tensor, TENSOR_TYPE_SHAPE, shape);
+    }
     let mut ty = Vec::new();
     put_bytes(&mut ty, TYPE_TENSOR, &tensor);
     let mut vi = Vec::new();

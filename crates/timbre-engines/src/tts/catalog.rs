@@ -88,24 +88,63 @@ pub fn load_piper(
         p.into()
     });
     let config = Arc::new(PiperConfig::load(&config_path)?);
-    let mut conv2d = piper_model_2d(&onnx);
-    let mut pool = Vec::new();
     let spin = workers <= 1;
-    for _ in 0..workers.max(1) {
-        let rewritten = conv2d.as_deref().map(|m| crate::onnx::OnnxSession::open_bytes(m, &onnx, threads, spin));
-        let session = match rewritten {
-            Some(Ok(session)) => session,
-            Some(Err(e)) => {
-                tracing::warn!(model = %onnx.display(), error = %e, "the rewritten model does not load; loading the file as it is");
-                conv2d = None;
-                crate::onnx::OnnxSession::open_with(&onnx, threads, spin)?
+    let open = |model: &[u8]| crate::onnx::OnnxSession::open_bytes(model, &onnx, threads, spin);
+    let split_pool = piper_model_split(&onnx).and_then(|(encoder, decoder)| {
+        let pool: Result<Vec<_>, String> = (0..workers.max(1))
+            .map(|_| PiperWorker::split(open(&encoder)?, open(&decoder)?, Arc::clone(&config)))
+            .collect();
+        pool.map_err(
+            |e| tracing::warn!(model = %onnx.display(), error = %e, "the split model does not load; loading it whole"),
+        )
+        .ok()
+    });
+    let pool = match split_pool {
+        Some(pool) => pool,
+        None => {
+            let mut conv2d = piper_model_2d(&onnx);
+            let mut pool = Vec::new();
+            for _ in 0..workers.max(1) {
+                let session = match conv2d.as_deref().map(open) {
+                    Some(Ok(session)) => session,
+                    Some(Err(e)) => {
+                        tracing::warn!(model = %onnx.display(), error = %e, "the rewritten model does not load; loading the file as it is");
+                        conv2d = None;
+                        crate::onnx::OnnxSession::open_with(&onnx, threads, spin)?
+                    }
+                    None => crate::onnx::OnnxSession::open_with(&onnx, threads, spin)?,
+                };
+                pool.push(PiperWorker::new(session, Arc::clone(&config))?);
             }
-            None => crate::onnx::OnnxSession::open_with(&onnx, threads, spin)?,
-        };
-        pool.push(PiperWorker::new(session, Arc::clone(&config))?);
-    }
+            pool
+        }
+    };
+    let splits = pool.iter().all(PiperWorker::splits);
     let actor = crate::actor::Actor::spawn(&manifest.name, pool, 64)?;
-    Ok(super::Speaker::piper(&manifest.name, voices, config, actor, sentence_silence))
+    Ok(super::Speaker::piper(&manifest.name, voices, config, actor, splits, sentence_silence))
+}
+
+/// The Piper model cut at its decoder's input (see [`super::piper::latent`]) with each half's
+/// 1-D convolutions as 2-D ones, or `None` when the model cannot be cut there (it then loads
+/// whole).
+pub fn piper_model_split(onnx: &std::path::Path) -> Option<(Vec<u8>, Vec<u8>)> {
+    let bytes = std::fs::read(onnx).ok()?;
+    let split = match super::piper::latent::split_model(&bytes) {
+        Ok(Some(split)) => split,
+        Ok(None) => {
+            tracing::debug!(model = %onnx.display(), "no clean cut at the decoder's input; the model loads whole");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(model = %onnx.display(), error = %e, "cannot cut the model at its decoder; it loads whole");
+            return None;
+        }
+    };
+    let as_2d = |half: Vec<u8>| match crate::onnx::conv2d::conv1d_as_2d(&half) {
+        Ok(r) if r.convolutions > 0 => r.model,
+        _ => half,
+    };
+    Some((as_2d(split.head), as_2d(split.tail)))
 }
 
 /// The Piper model with its 1-D convolutions as 2-D ones (~10% faster on CPU, same audio; see

@@ -48,6 +48,10 @@ pub enum TtsError {
     Engine(#[from] EngineError),
 }
 
+/// Below this many latent frames per slice (~0.28 s of Piper audio) a parallel decode is not
+/// worth the context each slice decodes twice.
+const MIN_SLICE_FRAMES: usize = 24;
+
 /// One synthesized sentence, with the silence that separates it from the one before already
 /// prepended (the first sentence has none).
 #[derive(Debug)]
@@ -60,8 +64,15 @@ pub struct SentenceAudio {
 }
 
 enum Backend {
-    Piper { actor: Actor<piper::PiperRequest, piper::PiperAudio>, config: Arc<piper::PiperConfig> },
-    Kokoro { actor: Actor<kokoro::KokoroRequest, Vec<f32>> },
+    /// `splits`: every worker holds the model cut at the decoder (see [`Speaker::sentence_soon`]).
+    Piper {
+        actor: Actor<piper::PiperRequest, piper::PiperAudio>,
+        config: Arc<piper::PiperConfig>,
+        splits: bool,
+    },
+    Kokoro {
+        actor: Actor<kokoro::KokoroRequest, Vec<f32>>,
+    },
 }
 
 /// A loaded TTS model and its voices.
@@ -126,14 +137,64 @@ impl Speaker {
     ) -> Result<Timed<Vec<f32>>, TtsError> {
         self.check_voice(voice)?;
         Ok(match &self.backend {
-            Backend::Piper { actor, config } => {
+            Backend::Piper { actor, config, .. } => {
                 let params = Self::piper_params(config, opts)?;
                 let t =
-                    actor.call(piper::PiperRequest { input: piper::PiperInput::Text(sentence.into()), params }).await?;
+                    actor.call(piper::PiperRequest::audio(piper::PiperInput::Text(sentence.into()), params)).await?;
                 Timed { value: t.value.samples, queued: t.queued, inference: t.inference }
             }
             Backend::Kokoro { actor } => actor.call(kokoro::KokoroRequest::text(voice, sentence, opts.speed)).await?,
         })
+    }
+
+    /// Like [`Speaker::sentence`], for a sentence someone is waiting to hear (the first of a
+    /// stream, a live text-in sentence): when the voice's other workers are idle, a Piper
+    /// sentence is encoded once and its latent decoded in slices on all of them at once — the
+    /// same samples (see [`piper::latent`]) sooner. Busy workers, a short sentence or an unsplit
+    /// model take the ordinary path.
+    pub async fn sentence_soon(
+        &self,
+        voice: &str,
+        sentence: &str,
+        opts: &SpeechOptions,
+    ) -> Result<Timed<Vec<f32>>, TtsError> {
+        let Backend::Piper { actor, config, splits: true } = &self.backend else {
+            return self.sentence(voice, sentence, opts).await;
+        };
+        if actor.idle_workers() < 2 {
+            return self.sentence(voice, sentence, opts).await;
+        }
+        self.check_voice(voice)?;
+        let params = Self::piper_params(config, opts)?;
+        let started = std::time::Instant::now();
+        let encoded = actor
+            .call(piper::PiperRequest {
+                input: piper::PiperInput::Text(sentence.into()),
+                params: params.clone(),
+                stage: piper::Stage::Latent,
+            })
+            .await?;
+        let queued = encoded.queued;
+        let Some(latent) = encoded.value.latent else {
+            return Ok(Timed { value: Vec::new(), queued, inference: encoded.inference });
+        };
+        let latent = Arc::new(latent);
+        let slices = piper::latent::slices(latent.frames, actor.idle_workers().max(1), MIN_SLICE_FRAMES);
+        if slices.len() > 1 {
+            metrics::counter!("timbre_tts_parallel_decodes_total", "model" => self.model.clone()).increment(1);
+        }
+        let decodes = slices.into_iter().map(|frames| {
+            let input = piper::PiperInput::Decode { latent: Arc::clone(&latent), frames };
+            actor.call(piper::PiperRequest::audio(input, params.clone()))
+        });
+        let mut samples = Vec::new();
+        for part in futures_util::future::join_all(decodes).await {
+            samples.extend(part?.value.samples);
+        }
+        if params.normalize {
+            piper::normalize_peak(&mut samples);
+        }
+        Ok(Timed { value: samples, queued, inference: started.elapsed().saturating_sub(queued) })
     }
 
     /// The same, for synchronous callers (the CLI).
@@ -145,10 +206,10 @@ impl Speaker {
     ) -> Result<Timed<Vec<f32>>, TtsError> {
         self.check_voice(voice)?;
         Ok(match &self.backend {
-            Backend::Piper { actor, config } => {
+            Backend::Piper { actor, config, .. } => {
                 let params = Self::piper_params(config, opts)?;
                 let t = actor
-                    .call_blocking(piper::PiperRequest { input: piper::PiperInput::Text(sentence.into()), params })?;
+                    .call_blocking(piper::PiperRequest::audio(piper::PiperInput::Text(sentence.into()), params))?;
                 Timed { value: t.value.samples, queued: t.queued, inference: t.inference }
             }
             Backend::Kokoro { actor } => {
@@ -160,10 +221,9 @@ impl Speaker {
     /// Piper only: synthesize ready phoneme ids (fidelity checks against piper-tts).
     pub fn piper_ids_blocking(&self, ids: Vec<i64>, params: piper::PiperParams) -> Result<Vec<f32>, TtsError> {
         match &self.backend {
-            Backend::Piper { actor, .. } => Ok(actor
-                .call_blocking(piper::PiperRequest { input: piper::PiperInput::Ids(ids), params })?
-                .value
-                .samples),
+            Backend::Piper { actor, .. } => {
+                Ok(actor.call_blocking(piper::PiperRequest::audio(piper::PiperInput::Ids(ids), params))?.value.samples)
+            }
             Backend::Kokoro { .. } => Err(TtsError::InvalidOption(format!("`{}` is not a Piper voice", self.model))),
         }
     }
@@ -194,11 +254,14 @@ impl Speaker {
 
     /// Synthesize `text` sentence by sentence into a bounded channel. The task stops as soon as
     /// the receiver is dropped (a cancelled or disconnected client), between sentences.
+    /// `first_soon`: someone is waiting for the first sentence (a streamed response), so it
+    /// goes through [`Speaker::sentence_soon`].
     pub fn stream(
         self: &Arc<Self>,
         voice: &str,
         text: &str,
         opts: &SpeechOptions,
+        first_soon: bool,
     ) -> Result<mpsc::Receiver<Result<SentenceAudio, TtsError>>, TtsError> {
         self.check_voice(voice)?;
         let sentences = self.sentences(text);
@@ -213,7 +276,11 @@ impl Speaker {
                 if tx.is_closed() {
                     return;
                 }
-                let result = me.sentence(&voice, &sentence, &opts).await;
+                let result = if first_soon && index == 0 {
+                    me.sentence_soon(&voice, &sentence, &opts).await
+                } else {
+                    me.sentence(&voice, &sentence, &opts).await
+                };
                 let item = match result {
                     Ok(t) if t.value.is_empty() => continue,
                     Ok(t) => {
@@ -243,6 +310,7 @@ impl Speaker {
         voices: Vec<VoiceInfo>,
         config: Arc<piper::PiperConfig>,
         actor: Actor<piper::PiperRequest, piper::PiperAudio>,
+        splits: bool,
         sentence_silence: f32,
     ) -> Self {
         Self {
@@ -250,7 +318,7 @@ impl Speaker {
             sample_rate: config.sample_rate,
             voices,
             sentence_silence,
-            backend: Backend::Piper { actor, config },
+            backend: Backend::Piper { actor, config, splits },
         }
     }
 

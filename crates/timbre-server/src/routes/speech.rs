@@ -110,7 +110,8 @@ pub async fn speech(State(state): State<AppState>, Json(req): Json<SpeechRequest
         speaker: req.speaker.clone(),
     };
     let (speaker, voice) = service::resolve(&state, req.model.as_deref(), req.voice.as_deref())?;
-    let mut sentences = speaker.stream(&voice, &input, &opts).map_err(service::tts_error)?;
+    let streamed = !matches!(mode, Mode::File);
+    let mut sentences = speaker.stream(&voice, &input, &opts, streamed).map_err(service::tts_error)?;
     // The first sentence decides the status line.
     let first = match sentences.recv().await {
         Some(Ok(s)) => Some(s),

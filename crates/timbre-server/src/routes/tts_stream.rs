@@ -44,7 +44,7 @@ impl Synth for SpeakerVoice {
                 .or_else(|e| if e.code == "unspeakable_input" { Ok(None) } else { Err(e.message) })?;
             let Some(text) = cleaned else { return Ok(Vec::new()) };
             let opts = SpeechOptions { speed, ..SpeechOptions::default() };
-            self.speaker.sentence(&self.voice, &text, &opts).await.map(|t| t.value).map_err(|e| e.to_string())
+            self.speaker.sentence_soon(&self.voice, &text, &opts).await.map(|t| t.value).map_err(|e| e.to_string())
         })
     }
 }

@@ -64,7 +64,7 @@ fn frames_value_info(name: &str, columns: i64) -> Vec<u8> {
     let mut d = Vec::new();
     put_int(&mut d, DIM_VALUE, columns as u64);
     put_bytes(&mut shape, SHAPE_DIM, &d);
-    float_value_info(name, &shape)
+    float_value_info(name, Some(&shape))
 }
 
 /// The model with the head's frame-major spectrum as output [`FRAMES`] in place of the five
@@ -185,7 +185,7 @@ mod tests {
             }
             put_bytes(&mut shape, SHAPE_DIM, &dim);
         }
-        float_value_info(name, &shape)
+        float_value_info(name, Some(&shape))
     }
 
     /// `x + b → Transpose → Split` into the five planes, plus an `f0` output, as hibari's graph.

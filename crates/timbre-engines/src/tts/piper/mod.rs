@@ -2,10 +2,18 @@
 //!
 //! Each worker thread owns an ONNX session and an espeak-ng process (see [`espeak`]), so a
 //! sentence is phonemized and synthesized on the same thread without locks.
+//!
+//! Where the model allows it (see [`latent`]), a worker holds the model cut in two — text →
+//! latent, latent → audio — so a sentence someone is waiting for can be encoded once and its
+//! latent decoded in slices by several workers at once.
 
 pub mod config;
 pub mod espeak;
 pub mod ids;
+pub mod latent;
+
+use std::ops::Range;
+use std::sync::Arc;
 
 use ort::value::{DynValue, Tensor};
 
@@ -33,35 +41,86 @@ pub enum PiperInput {
     Text(String),
     /// Ready phoneme ids (for fidelity checks against piper-tts).
     Ids(Vec<i64>),
+    /// Decode these frames of a latent made by a [`Stage::Latent`] request (raw samples, not
+    /// normalized: the caller puts the slices together and normalizes the whole).
+    Decode { latent: Arc<latent::Latent>, frames: Range<usize> },
+}
+
+/// How far a `Text`/`Ids` request goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Stage {
+    #[default]
+    Audio,
+    /// Stop at the latent (only for workers whose model is split, [`PiperWorker::splits`]).
+    Latent,
 }
 
 pub struct PiperRequest {
     pub input: PiperInput,
     pub params: PiperParams,
+    pub stage: Stage,
+}
+
+impl PiperRequest {
+    pub fn audio(input: PiperInput, params: PiperParams) -> Self {
+        Self { input, params, stage: Stage::Audio }
+    }
 }
 
 #[derive(Debug)]
 pub struct PiperAudio {
     pub samples: Vec<f32>,
-    /// The phonemes the model read (empty for `Ids` input).
+    /// The phonemes the model read (empty for `Ids` and `Decode` input).
     pub phonemes: String,
+    /// The sentence's latent, for [`Stage::Latent`] requests (`None` when there is nothing to say).
+    pub latent: Option<latent::Latent>,
+}
+
+/// The model as one session, or cut at the decoder's input.
+enum Graph {
+    Whole(OnnxSession),
+    /// `input`: the decoder's input (the latent tensor's name in the original graph).
+    Split {
+        encoder: OnnxSession,
+        decoder: OnnxSession,
+        input: String,
+    },
 }
 
 pub struct PiperWorker {
-    onnx: OnnxSession,
-    config: std::sync::Arc<PiperConfig>,
+    graph: Graph,
+    config: Arc<PiperConfig>,
     espeak: Option<espeak::Espeak>,
     has_sid: bool,
 }
 
 impl PiperWorker {
-    pub fn new(onnx: OnnxSession, config: std::sync::Arc<PiperConfig>) -> Result<Self, String> {
-        let has_sid = onnx.inputs().iter().any(|i| i.name == "sid");
+    pub fn new(onnx: OnnxSession, config: Arc<PiperConfig>) -> Result<Self, String> {
+        Self::with_graph(Graph::Whole(onnx), config)
+    }
+
+    /// A worker on the model cut by [`latent::split_model`]: `encoder` gives the latent,
+    /// `decoder` the audio.
+    pub fn split(encoder: OnnxSession, decoder: OnnxSession, config: Arc<PiperConfig>) -> Result<Self, String> {
+        let input = decoder.inputs().first().map(|i| i.name.clone()).ok_or("the decoder has no input")?;
+        Self::with_graph(Graph::Split { encoder, decoder, input }, config)
+    }
+
+    fn with_graph(graph: Graph, config: Arc<PiperConfig>) -> Result<Self, String> {
+        let first = match &graph {
+            Graph::Whole(s) | Graph::Split { encoder: s, .. } => s,
+        };
+        let has_sid = first.inputs().iter().any(|i| i.name == "sid");
         if config.multi_speaker() && !has_sid {
             return Err(format!("config says {} speakers but the model has no `sid` input", config.num_speakers));
         }
         let espeak = Some(espeak::Espeak::spawn(&config.espeak_voice)?);
-        Ok(Self { onnx, config, espeak, has_sid })
+        Ok(Self { graph, config, espeak, has_sid })
+    }
+
+    /// Whether this worker can stop at the latent and decode slices of one.
+    pub fn splits(&self) -> bool {
+        matches!(self.graph, Graph::Split { .. })
     }
 
     /// A sentence's phonemes: all its clauses in one espeak-ng round trip; a dead process is
@@ -86,7 +145,7 @@ impl PiperWorker {
         Err("espeak-ng unavailable".into())
     }
 
-    fn infer(&mut self, ids: Vec<i64>, p: &PiperParams) -> Result<Vec<f32>, String> {
+    fn infer(&mut self, ids: Vec<i64>, p: &PiperParams, stage: Stage) -> Result<PiperAudio, String> {
         let c = &self.config;
         let speed = if p.speed > 0.0 { p.speed } else { 1.0 };
         let scales = vec![
@@ -104,14 +163,50 @@ impl PiperWorker {
             let sid = p.speaker_id.unwrap_or(c.default_speaker_id);
             inputs.push(("sid".into(), tensor_i64(vec![1], vec![sid])?));
         }
-        let outputs = self.onnx.session.run(inputs).map_err(|e| e.to_string())?;
-        let (_, audio) = outputs[0].try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
-        let mut samples = audio.to_vec();
+        let mut samples = match (&mut self.graph, stage) {
+            (Graph::Whole(onnx), Stage::Audio) => first_output(&mut onnx.session, inputs)?,
+            (Graph::Split { encoder, decoder, input }, stage) => {
+                let outputs = encoder.session.run(inputs).map_err(|e| e.to_string())?;
+                let z = latent::Latent::from_value(&outputs[0])?;
+                drop(outputs);
+                if stage == Stage::Latent {
+                    return Ok(PiperAudio { samples: Vec::new(), phonemes: String::new(), latent: Some(z) });
+                }
+                let frames = z.frames;
+                decode(&mut decoder.session, input, &z, 0..frames)?
+            }
+            (Graph::Whole(_), Stage::Latent) => return Err("this voice's model is not split".into()),
+        };
         if p.normalize {
             normalize_peak(&mut samples);
         }
-        Ok(samples)
+        Ok(PiperAudio { samples, phonemes: String::new(), latent: None })
     }
+}
+
+fn first_output(session: &mut ort::session::Session, inputs: Vec<(String, DynValue)>) -> Result<Vec<f32>, String> {
+    let outputs = session.run(inputs).map_err(|e| e.to_string())?;
+    let (_, audio) = outputs[0].try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
+    Ok(audio.to_vec())
+}
+
+/// `frames` of `z` through the decoder, with [`latent::PAD`] frames of context on each side
+/// (cut off again), so the slice comes out as it does in a decode of the whole latent.
+fn decode(
+    session: &mut ort::session::Session,
+    input: &str,
+    z: &latent::Latent,
+    frames: Range<usize>,
+) -> Result<Vec<f32>, String> {
+    if frames.is_empty() {
+        return Ok(Vec::new());
+    }
+    let window = latent::padded(&frames, z.frames);
+    let value = Tensor::from_array((vec![1, z.channels, window.len()], z.window(&window)))
+        .map_err(|e| e.to_string())?
+        .into_dyn();
+    let audio = first_output(session, vec![(input.to_string(), value)])?;
+    latent::trim(audio, &window, &frames)
 }
 
 /// Piper's phoneme string for a sentence: each clause's IPA followed by its punctuation, and a
@@ -157,6 +252,13 @@ impl Worker for PiperWorker {
 
     fn handle(&mut self, request: PiperRequest) -> Result<PiperAudio, String> {
         let (ids, phonemes) = match request.input {
+            PiperInput::Decode { latent, frames } => {
+                let Graph::Split { decoder, input, .. } = &mut self.graph else {
+                    return Err("this voice's model is not split".into());
+                };
+                let samples = decode(&mut decoder.session, input, &latent, frames)?;
+                return Ok(PiperAudio { samples, phonemes: String::new(), latent: None });
+            }
             PiperInput::Ids(ids) => (ids, String::new()),
             PiperInput::Text(sentence) => {
                 let phonemes = self.phonemize(&clauses(&sentence))?;
@@ -169,10 +271,10 @@ impl Worker for PiperWorker {
         };
         // BOS, pad, EOS and nothing else: nothing to say.
         if ids.len() <= 3 {
-            return Ok(PiperAudio { samples: Vec::new(), phonemes });
+            return Ok(PiperAudio { samples: Vec::new(), phonemes, latent: None });
         }
-        let samples = self.infer(ids, &request.params)?;
-        Ok(PiperAudio { samples, phonemes })
+        let audio = self.infer(ids, &request.params, request.stage)?;
+        Ok(PiperAudio { phonemes, ..audio })
     }
 }
 
