@@ -395,7 +395,12 @@ mod tests {
     }
 
     fn turns(silence_ms: u32) -> TurnConfig {
-        TurnConfig { prefix_padding_ms: 64, silence_duration_ms: silence_ms, ..TurnConfig::default() }
+        TurnConfig {
+            prefix_padding_ms: 64,
+            silence_duration_ms: silence_ms,
+            speculate_after_ms: 96,
+            ..TurnConfig::default()
+        }
     }
 
     fn decoded(text: &str) -> Transcript {

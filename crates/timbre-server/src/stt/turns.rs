@@ -39,7 +39,7 @@ impl Default for TurnConfig {
             threshold: 0.5,
             prefix_padding_ms: 300,
             silence_duration_ms: 500,
-            speculate_after_ms: 96,
+            speculate_after_ms: 64,
             max_utterance_ms: 28_000,
         }
     }
@@ -247,7 +247,12 @@ mod tests {
     }
 
     fn config(prefix_ms: u32, silence_ms: u32) -> TurnConfig {
-        TurnConfig { prefix_padding_ms: prefix_ms, silence_duration_ms: silence_ms, ..TurnConfig::default() }
+        TurnConfig {
+            prefix_padding_ms: prefix_ms,
+            silence_duration_ms: silence_ms,
+            speculate_after_ms: 96,
+            ..TurnConfig::default()
+        }
     }
 
     #[test]
