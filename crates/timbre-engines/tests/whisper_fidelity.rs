@@ -153,6 +153,41 @@ fn int8_greedy_transcripts_stay_close_to_faster_whisper() {
     );
 }
 
+/// Live decodes (fitted windows) run on the int8 copy of a float32 checkpoint
+/// (`TIMBRE_STT_LIVE_COMPUTE`, default int8 with VNNI): a fitted-window decode gives exactly what
+/// an int8 checkpoint gives, and a file decode exactly what float32 gives — the copy is the int8
+/// model, and files never touch it.
+#[test]
+fn live_decodes_run_on_the_int8_copy_and_files_stay_float32() {
+    let dir = common::root().join("models/whisper-tiny.en");
+    let both = Checkpoint::load_with(&dir, Compute::Float32).unwrap().with_live(Compute::Int8);
+    assert_eq!(both.live.as_ref().map(|m| m.compute), Some(Compute::Int8));
+    assert_eq!(both.model.compute, Compute::Float32);
+    let mut int8 = Checkpoint::load_with(&dir, Compute::Int8).unwrap();
+    let mut float32 = Checkpoint::load_with(&dir, Compute::Float32).unwrap();
+    // The screen is a float32 feature; keep all three on the same footing.
+    float32.model.set_screen(both.model.screened());
+    int8.model.set_screen(false);
+    assert!(
+        Checkpoint::load_with(&dir, Compute::Int8).unwrap().with_live(Compute::Int8).live.is_none(),
+        "already int8"
+    );
+    let mut differs = 0;
+    for clip in clips(&reference()).iter().take(8) {
+        let id = clip["id"].as_str().unwrap();
+        let go = |c: &Checkpoint, fit_window: bool| {
+            let opts = TranscribeOptions { fit_window, ..greedy(true, false) };
+            transcribe_blocking(c, None, 1, &audio(id), &opts, None).unwrap()
+        };
+        let live = go(&both, true);
+        assert_eq!(live.segments, go(&int8, true).segments, "{id}: live decode = int8 checkpoint");
+        let file = go(&both, false);
+        assert_eq!(file.segments, go(&float32, false).segments, "{id}: file decode = float32 checkpoint");
+        differs += usize::from(live.segments != go(&float32, true).segments);
+    }
+    eprintln!("live int8 vs float32 on fitted windows: {differs} of 8 clips differ somewhere");
+}
+
 /// The 8-bit vocabulary screen of float32 greedy steps (`whisper::screen`) must not change a
 /// single token: with and without it, every clip decodes to the same segments, timestamps and
 /// words; only `avg_logprob` (whose softmax normaliser mixes in 8-bit values far below the best

@@ -287,6 +287,7 @@ pub const EXTRA_ENV: &[&str] = &[
     "TIMBRE_YTDLP_BIN",
     "TIMBRE_VERIFY_TOKEN",
     "TIMBRE_STT_COMPUTE",
+    "TIMBRE_STT_LIVE_COMPUTE",
 ];
 
 #[derive(Debug, thiserror::Error)]

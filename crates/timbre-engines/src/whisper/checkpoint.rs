@@ -12,6 +12,9 @@ use super::weights::Ct2Source;
 
 pub struct Checkpoint {
     pub model: WhisperModel,
+    /// The model live decodes (fitted windows) run on when they compute differently from files:
+    /// the int8 copy of a float32 model (`TIMBRE_STT_LIVE_COMPUTE`, [`Checkpoint::with_live`]).
+    pub live: Option<WhisperModel>,
     pub tokenizer: Tokenizer,
     /// (decoder layer, head) pairs whose cross-attention follows the audio.
     pub alignment_heads: Vec<(usize, usize)>,
@@ -40,8 +43,24 @@ fn heads_from(value: Option<&serde_json::Value>) -> Vec<(usize, usize)> {
 impl Checkpoint {
     /// Loads a CTranslate2 directory (`model.bin`) or a safetensors one (`model.safetensors`),
     /// computing as `TIMBRE_STT_COMPUTE` says ([`Compute::from_env`]).
+    /// Live decodes compute as `TIMBRE_STT_LIVE_COMPUTE` says ([`Compute::live_from_env`]).
     pub fn load(dir: &Path) -> Result<Self, String> {
-        Self::load_with(dir, Compute::from_env()?)
+        Ok(Self::load_with(dir, Compute::from_env()?)?.with_live(Compute::live_from_env()?))
+    }
+
+    /// Live decodes (fitted windows) in `live` compute: an int8 copy of a float32 model (files
+    /// keep float32, whose transcripts match faster-whisper's); otherwise they share the model.
+    pub fn with_live(mut self, live: Compute) -> Self {
+        self.live = (live == Compute::Int8 && self.model.compute == Compute::Float32).then(|| self.model.int8_copy());
+        self
+    }
+
+    /// The model a decode runs on: the live one for fitted windows, when there is one.
+    pub fn model_for(&self, fit_window: bool) -> &WhisperModel {
+        match &self.live {
+            Some(live) if fit_window => live,
+            _ => &self.model,
+        }
     }
 
     pub fn load_with(dir: &Path, compute: Compute) -> Result<Self, String> {
@@ -119,7 +138,7 @@ impl Checkpoint {
             suppress_begin.push(tokenizer.special.eot);
         }
         let suppress = suppressed_tokens(&tokenizer);
-        Ok(Self { model, tokenizer, alignment_heads, multilingual, suppress, suppress_begin })
+        Ok(Self { model, live: None, tokenizer, alignment_heads, multilingual, suppress, suppress_begin })
     }
 
     pub fn languages(&self) -> Vec<String> {

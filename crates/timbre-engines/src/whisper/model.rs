@@ -3,6 +3,8 @@
 //! output's keys/values computed once per window. The decoder can also hand back the raw
 //! (pre-softmax) cross-attention scores of chosen heads, which word timestamps align on.
 
+use std::sync::Arc;
+
 use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 
 use super::gemm;
@@ -44,6 +46,25 @@ impl Compute {
         Ok(wanted)
     }
 
+    /// `TIMBRE_STT_LIVE_COMPUTE`: how live decodes (fitted windows: partials and live finals)
+    /// compute. Default `int8` where AVX-512 VNNI makes it fast — a live final then comes within
+    /// the 0.4 s target (docs/benchmarks.md) — else `float32`; `float32` makes live decodes use
+    /// the file model.
+    pub fn live_from_env() -> Result<Self, String> {
+        let value = std::env::var("TIMBRE_STT_LIVE_COMPUTE").unwrap_or_default();
+        let wanted = match value.trim() {
+            "" => Self::Int8,
+            other => Self::parse(other).map_err(|e| e.replace("TIMBRE_STT_COMPUTE", "TIMBRE_STT_LIVE_COMPUTE"))?,
+        };
+        if wanted == Self::Int8 && !vnni_available() {
+            if !value.trim().is_empty() {
+                tracing::warn!("TIMBRE_STT_LIVE_COMPUTE=int8 needs AVX-512 VNNI, which this CPU lacks: using float32");
+            }
+            return Ok(Self::Float32);
+        }
+        Ok(wanted)
+    }
+
     pub fn parse(value: &str) -> Result<Self, String> {
         match value.trim().to_ascii_lowercase().as_str() {
             "int8" => Ok(Self::Int8),
@@ -62,6 +83,7 @@ pub struct Dims {
     pub n_text_ctx: usize,
 }
 
+#[derive(Clone)]
 struct EncoderLayer {
     attn_ln: LayerNorm,
     qkv: Linear,
@@ -71,6 +93,7 @@ struct EncoderLayer {
     fc2: Linear,
 }
 
+#[derive(Clone)]
 struct DecoderLayer {
     attn_ln: LayerNorm,
     qkv: Linear,
@@ -91,12 +114,13 @@ pub struct WhisperModel {
     enc_pos: Array2<f32>,
     enc_layers: Vec<EncoderLayer>,
     enc_ln: LayerNorm,
-    tok_emb: Array2<f32>,
+    /// Shared with the model's int8 copy for live decodes ([`WhisperModel::int8_copy`]).
+    tok_emb: Arc<Array2<f32>>,
     dec_pos: Array2<f32>,
     dec_layers: Vec<DecoderLayer>,
     dec_ln: LayerNorm,
     /// The tied output projection in 8 bits (int8 compute); `tok_emb` still embeds tokens.
-    vocab_int8: Option<QuantMatrix>,
+    vocab_int8: Option<Arc<QuantMatrix>>,
     /// float32 compute: the 8-bit first pass of greedy steps ([`VocabScreen`]).
     screen: Option<VocabScreen>,
     pub compute: Compute,
@@ -243,7 +267,7 @@ impl WhisperModel {
             enc_pos,
             enc_layers,
             enc_ln,
-            tok_emb,
+            tok_emb: Arc::new(tok_emb),
             dec_pos,
             dec_layers,
             dec_ln,
@@ -252,14 +276,40 @@ impl WhisperModel {
             compute,
         };
         if compute == Compute::Int8 {
-            model.quantize();
+            model.quantize(None);
         }
         model.set_screen(vnni_available());
         Ok(model)
     }
 
-    /// Every linear layer of both stacks and the output projection to 8 bits.
-    fn quantize(&mut self) {
+    /// The same model computing in 8 bits (what `Compute::Int8` loads), sharing the token
+    /// embedding: about 30 MB for tiny instead of a second load. Live decodes use it
+    /// ([`super::checkpoint::Checkpoint::live`]).
+    pub fn int8_copy(&self) -> WhisperModel {
+        let mut copy = WhisperModel {
+            dims: self.dims,
+            conv1: self.conv1.clone(),
+            conv2: self.conv2.clone(),
+            enc_pos: self.enc_pos.clone(),
+            enc_layers: self.enc_layers.clone(),
+            enc_ln: self.enc_ln.clone(),
+            tok_emb: Arc::clone(&self.tok_emb),
+            dec_pos: self.dec_pos.clone(),
+            dec_layers: self.dec_layers.clone(),
+            dec_ln: self.dec_ln.clone(),
+            vocab_int8: None,
+            screen: None,
+            compute: Compute::Int8,
+        };
+        // The screen already holds the projection in 8 bits, quantized the same way.
+        let vocab = self.screen.as_ref().map(VocabScreen::matrix);
+        copy.quantize(vocab);
+        copy
+    }
+
+    /// Every linear layer of both stacks and the output projection (`vocab` when it is already
+    /// quantized) to 8 bits.
+    fn quantize(&mut self, vocab: Option<Arc<QuantMatrix>>) {
         for l in &mut self.enc_layers {
             for lin in [&mut l.qkv, &mut l.out, &mut l.fc1, &mut l.fc2] {
                 lin.quantize();
@@ -272,7 +322,7 @@ impl WhisperModel {
                 lin.quantize();
             }
         }
-        self.vocab_int8 = Some(QuantMatrix::new(self.tok_emb.view(), None));
+        self.vocab_int8 = Some(vocab.unwrap_or_else(|| Arc::new(QuantMatrix::new(self.tok_emb.view(), None))));
     }
 
     pub fn decoder_layers(&self) -> usize {

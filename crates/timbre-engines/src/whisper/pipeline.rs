@@ -56,6 +56,8 @@ pub fn compression_ratio(text: &str) -> f32 {
 
 pub struct Pipeline<'a> {
     pub ckpt: &'a Checkpoint,
+    /// The checkpoint's model this request runs on ([`Checkpoint::model_for`]).
+    pub model: &'a super::model::WhisperModel,
     pub threads: usize,
 }
 
@@ -97,7 +99,7 @@ impl Pipeline<'_> {
     /// Log-mel of the whole input as faster-whisper computes it (160 zero samples appended,
     /// normalised over the whole signal). Returns `[n_mels, frames]` and the content frames.
     pub fn features(&self, audio: &[f32]) -> Result<(Array2<f32>, usize), String> {
-        let n_mels = self.ckpt.model.dims.n_mels;
+        let n_mels = self.model.dims.n_mels;
         let mut padded = Vec::with_capacity(audio.len() + HOP);
         padded.extend_from_slice(audio);
         padded.extend(std::iter::repeat_n(0.0, HOP));
@@ -113,8 +115,8 @@ impl Pipeline<'_> {
         let frames = if fit { window_frames(take) } else { N_FRAMES };
         let mut window = Array2::<f32>::zeros((n_mels, frames));
         window.slice_mut(s![.., ..take]).assign(&mel.slice(s![.., seek..seek + take]));
-        let encoded = self.ckpt.model.encode(window.view(), self.threads)?;
-        Ok(self.ckpt.model.cross_kv(encoded.view(), self.threads))
+        let encoded = self.model.encode(window.view(), self.threads)?;
+        Ok(self.model.cross_kv(encoded.view(), self.threads))
     }
 
     /// `<|startoftranscript|>` and, for multilingual checkpoints, language and task tokens.
@@ -126,8 +128,8 @@ impl Pipeline<'_> {
     /// to the language tokens, with its probability.
     pub fn detect_language(&self, cross: &CrossKv) -> Result<(String, f32), String> {
         let tok = &self.ckpt.tokenizer;
-        let mut cache = self.ckpt.model.new_cache();
-        let (logits, _) = self.ckpt.model.decode(
+        let mut cache = self.model.new_cache();
+        let (logits, _) = self.model.decode(
             &[vec![tok.special.sot]],
             std::slice::from_mut(&mut cache),
             cross,
@@ -153,13 +155,13 @@ impl Pipeline<'_> {
             eot: tok.special.eot,
             no_timestamps: tok.special.no_timestamps,
             timestamp_begin: tok.special.timestamp_begin,
-            timestamp_end: (self.ckpt.model.dims.n_vocab - 1) as u32,
+            timestamp_end: (self.model.dims.n_vocab - 1) as u32,
             suppress: self.ckpt.suppress.clone(),
             suppress_begin: self.ckpt.suppress_begin.clone(),
             max_initial_timestamp: Some((MAX_INITIAL_TIMESTAMP / TIME_PRECISION).round() as u32),
         };
         let searcher = Searcher {
-            model: &self.ckpt.model,
+            model: self.model,
             cross,
             rules: &rules,
             no_speech: tok.special.no_speech,
@@ -445,8 +447,8 @@ impl Pipeline<'_> {
         input.extend_from_slice(text_tokens);
         input.push(tok.special.eot);
         let offset = sot_sequence.len();
-        let mut cache = self.ckpt.model.new_cache();
-        let (logits, heads) = self.ckpt.model.decode(
+        let mut cache = self.model.new_cache();
+        let (logits, heads) = self.model.decode(
             &[input],
             std::slice::from_mut(&mut cache),
             cross,

@@ -26,7 +26,8 @@ const SLACK: f32 = 1.001;
 const ABS_SLACK: f32 = 1e-4;
 
 pub struct VocabScreen {
-    q: QuantMatrix,
+    /// Shared with an int8 copy of the model (live decodes), which projects with the same matrix.
+    q: std::sync::Arc<QuantMatrix>,
     /// Per token row: ‖w_j‖ and the norm of its rounding error ‖w_j − ŵ_j‖.
     norms: Vec<(f32, f32)>,
 }
@@ -55,6 +56,11 @@ fn rounding_norms(v: &[f32], scale: f32) -> (f32, f32) {
 }
 
 impl VocabScreen {
+    /// The projection in 8 bits (what `QuantMatrix::new(w, None)` gives).
+    pub fn matrix(&self) -> std::sync::Arc<QuantMatrix> {
+        std::sync::Arc::clone(&self.q)
+    }
+
     pub fn new(w: ArrayView2<f32>) -> Self {
         let q = QuantMatrix::new(w, None);
         let norms = w
@@ -67,7 +73,7 @@ impl VocabScreen {
                 (norm, rounding_norms(&r, scale).0)
             })
             .collect();
-        Self { q, norms }
+        Self { q: std::sync::Arc::new(q), norms }
     }
 
     pub fn bytes(&self) -> usize {

@@ -67,7 +67,7 @@ pub fn transcribe_blocking(
         }
         _ => (audio.to_vec(), None),
     };
-    let pipeline = Pipeline { ckpt, threads };
+    let pipeline = Pipeline { ckpt, model: ckpt.model_for(opts.fit_window), threads };
     let mut out: Vec<Segment> = Vec::new();
     let mut gone = false;
     let language = {
