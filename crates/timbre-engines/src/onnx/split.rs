@@ -74,12 +74,17 @@ pub fn split_at(model: &[u8], tensor: &str) -> Result<Option<Split>, String> {
             downstream.extend(n.outputs.iter().map(String::as_str));
         }
     }
-    let tail_reads_only_its_own = nodes
-        .iter()
-        .zip(&in_tail)
-        .filter(|(_, t)| **t)
-        .flat_map(|(n, _)| &n.inputs)
-        .all(|x| x.is_empty() || downstream.contains(x.as_str()) || initializers.contains(x));
+    // The names one side's nodes read (`inputs`) or produce.
+    let names = |tail: bool, inputs: bool| -> HashSet<&str> {
+        nodes
+            .iter()
+            .zip(&in_tail)
+            .filter(|(_, t)| **t == tail)
+            .flat_map(|(n, _)| if inputs { &n.inputs } else { &n.outputs }.iter().map(String::as_str))
+            .collect()
+    };
+    let tail_reads_only_its_own =
+        names(true, true).iter().all(|x| x.is_empty() || downstream.contains(x) || initializers.contains(*x));
     let mut outputs = Vec::new();
     for f in graph_fields.iter().filter(|f| f.num == GRAPH_OUTPUT && f.wire == LEN) {
         outputs.push(string(&fields(f.bytes)?, VALUE_INFO_NAME)?);
@@ -89,28 +94,11 @@ pub fn split_at(model: &[u8], tensor: &str) -> Result<Option<Split>, String> {
         return Ok(None);
     }
 
-    let reads = |tail: bool| -> HashSet<&str> {
-        nodes
-            .iter()
-            .zip(&in_tail)
-            .filter(|(_, t)| **t == tail)
-            .flat_map(|(n, _)| n.inputs.iter().map(String::as_str))
-            .collect()
-    };
-    let produced = |tail: bool| -> HashSet<&str> {
-        nodes
-            .iter()
-            .zip(&in_tail)
-            .filter(|(_, t)| **t == tail)
-            .flat_map(|(n, _)| n.outputs.iter().map(String::as_str))
-            .collect()
-    };
     let mut halves = Vec::new();
     for tail in [false, true] {
-        let (reads, produced) = (reads(tail), produced(tail));
+        let (reads, produced) = (names(tail, true), names(tail, false));
         let mut g = Vec::with_capacity(graph.bytes.len() / 2);
         let mut node_index = 0;
-        let mut io_written = false;
         for f in &graph_fields {
             match f.num {
                 GRAPH_NODE if f.wire == LEN => {
@@ -124,24 +112,19 @@ pub fn split_at(model: &[u8], tensor: &str) -> Result<Option<Split>, String> {
                         g.extend_from_slice(f.raw);
                     }
                 }
-                // The head keeps the inputs; the tail's one input is the tensor (plus, for old
-                // IR versions that list initializers as inputs, the initializers it keeps).
+                // The head keeps the inputs; the tail's one input is the tensor (added below),
+                // plus, for old IR versions that list initializers as inputs, the initializers
+                // it keeps.
                 GRAPH_INPUT if f.wire == LEN => {
                     let name = string(&fields(f.bytes)?, VALUE_INFO_NAME)?;
                     if !tail || (initializers.contains(&name) && reads.contains(name.as_str())) {
                         g.extend_from_slice(f.raw);
                     }
-                    if tail && !io_written {
-                        put_bytes(&mut g, GRAPH_INPUT, &float_value_info(tensor, None));
-                        io_written = true;
-                    }
                 }
+                // The tail keeps the outputs; the head's one output is the tensor (added below).
                 GRAPH_OUTPUT if f.wire == LEN => {
                     if tail {
                         g.extend_from_slice(f.raw);
-                    } else if !io_written {
-                        put_bytes(&mut g, GRAPH_OUTPUT, &float_value_info(tensor, None));
-                        io_written = true;
                     }
                 }
                 GRAPH_VALUE_INFO if f.wire == LEN => {
@@ -153,10 +136,7 @@ pub fn split_at(model: &[u8], tensor: &str) -> Result<Option<Split>, String> {
                 _ => g.extend_from_slice(f.raw),
             }
         }
-        if !io_written {
-            let num = if tail { GRAPH_INPUT } else { GRAPH_OUTPUT };
-            put_bytes(&mut g, num, &float_value_info(tensor, None));
-        }
+        put_bytes(&mut g, if tail { GRAPH_INPUT } else { GRAPH_OUTPUT }, &float_value_info(tensor, None));
         halves.push(with_graph(&top, &g));
     }
     let tail = halves.pop().ok_or("no tail")?;

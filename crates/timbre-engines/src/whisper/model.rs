@@ -38,12 +38,7 @@ impl Compute {
     /// without it the request falls back to float32 with a warning (the scalar int8 path is
     /// correct but several times slower than f32).
     pub fn from_env() -> Result<Self, String> {
-        let wanted = Self::parse(std::env::var("TIMBRE_STT_COMPUTE").ok().as_deref().unwrap_or(""))?;
-        if wanted == Self::Int8 && !vnni_available() {
-            tracing::warn!("TIMBRE_STT_COMPUTE=int8 needs AVX-512 VNNI, which this CPU lacks: using float32");
-            return Ok(Self::Float32);
-        }
-        Ok(wanted)
+        Self::from_var("TIMBRE_STT_COMPUTE", Self::Float32)
     }
 
     /// `TIMBRE_STT_LIVE_COMPUTE`: how live decodes (fitted windows: partials and live finals)
@@ -51,14 +46,20 @@ impl Compute {
     /// the 0.4 s target (docs/benchmarks.md) — else `float32`; `float32` makes live decodes use
     /// the file model.
     pub fn live_from_env() -> Result<Self, String> {
-        let value = std::env::var("TIMBRE_STT_LIVE_COMPUTE").unwrap_or_default();
+        Self::from_var("TIMBRE_STT_LIVE_COMPUTE", Self::Int8)
+    }
+
+    /// `var`'s value, `default` when unset or empty; int8 falls back to float32 without AVX-512
+    /// VNNI, with a warning when it was asked for explicitly.
+    fn from_var(var: &str, default: Self) -> Result<Self, String> {
+        let value = std::env::var(var).unwrap_or_default();
         let wanted = match value.trim() {
-            "" => Self::Int8,
-            other => Self::parse(other).map_err(|e| e.replace("TIMBRE_STT_COMPUTE", "TIMBRE_STT_LIVE_COMPUTE"))?,
+            "" => default,
+            v => Self::parse(v).map_err(|e| format!("{var}={e}"))?,
         };
         if wanted == Self::Int8 && !vnni_available() {
             if !value.trim().is_empty() {
-                tracing::warn!("TIMBRE_STT_LIVE_COMPUTE=int8 needs AVX-512 VNNI, which this CPU lacks: using float32");
+                tracing::warn!("{var}=int8 needs AVX-512 VNNI, which this CPU lacks: using float32");
             }
             return Ok(Self::Float32);
         }
@@ -69,7 +70,7 @@ impl Compute {
         match value.trim().to_ascii_lowercase().as_str() {
             "int8" => Ok(Self::Int8),
             "" | "float32" | "f32" => Ok(Self::Float32),
-            other => Err(format!("TIMBRE_STT_COMPUTE={other}: expected float32 or int8")),
+            other => Err(format!("{other}: expected float32 or int8")),
         }
     }
 }
