@@ -26,12 +26,13 @@ models:
 
 # Test sets the fidelity and accuracy tests read (idempotent): speech (target/testdata/speech),
 # music songs (mma + fluidsynth renders with chart truth, cached in $(TIMBRE_CACHE)/testdata/music)
-# and the ONNX Runtime reference outputs written on this machine (target/testdata/onnx: the
-# runtime's kernels differ between AVX2 and AVX-512 CPUs, see crates/timbre-engines/tests/common).
+# and the peers' reference outputs written on this machine (target/testdata/{onnx,tts}: ONNX
+# Runtime's kernels differ between AVX2 and AVX-512 CPUs, see crates/timbre-engines/tests/common).
 testdata:
 	@scripts/testdata/speech
 	@scripts/testdata/music short >/dev/null
 	@"$$(scripts/reference/venv.sh)" scripts/reference/ort_fixtures.py --out target/testdata/onnx >/dev/null
+	@TTS_FIXTURES_OUT=target/testdata/tts "$$(scripts/reference/tts_venv.sh)" scripts/reference/tts_fixtures.py 2>/dev/null
 
 # Tools the tests run against (a local S3-compatible server), built once into $(TIMBRE_CACHE)/tools.
 test-tools:

@@ -2,7 +2,8 @@
 
     "$(scripts/reference/tts_venv.sh)" scripts/reference/tts_fixtures.py
 
-Writes tests/fixtures/tts/:
+Writes tests/fixtures/tts/ (or $TTS_FIXTURES_OUT: `make testdata` writes target/testdata/tts, the
+references of the machine that runs the tests):
   piper.json + piper-N.wav   piper-tts 1.8.0 (joe-medium): each sentence's phonemes and ids as
                              piper-tts makes them, and its raw model audio for those ids with
                              noise_scale = noise_w = 0 (deterministic), one with length_scale 1.5.
@@ -20,7 +21,7 @@ import numpy as np
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 MODELS = os.environ.get("TIMBRE_MODELS_DIR", os.path.join(ROOT, "models"))
-OUT = os.path.join(ROOT, "tests", "fixtures", "tts")
+OUT = os.environ.get("TTS_FIXTURES_OUT", os.path.join(ROOT, "tests", "fixtures", "tts"))
 
 
 def write_wav(path, audio, rate):

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 
 use timbre_engines::tts::catalog::{load_kokoro, load_piper};
 use timbre_engines::tts::kokoro::g2p::G2p;
@@ -13,17 +12,13 @@ use timbre_engines::tts::piper::PiperParams;
 use timbre_engines::tts::piper::espeak::Espeak;
 use timbre_engines::tts::text::sentences;
 
-fn fixtures() -> PathBuf {
-    common::root().join("tests/fixtures/tts")
-}
-
 fn json(name: &str) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(fixtures().join(name)).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(common::fixture_path("tts", name)).unwrap()).unwrap()
 }
 
 /// A fixture WAV back in the reference's own scale.
 fn wav(name: &str, peak: f64) -> (Vec<f32>, u32) {
-    let bytes = std::fs::read(fixtures().join(name)).unwrap();
+    let bytes = std::fs::read(common::fixture_path("tts", name)).unwrap();
     let d = timbre_audio::decode(&bytes, Some("wav")).unwrap();
     (d.samples.iter().map(|s| (*s as f64 * peak) as f32).collect(), d.sample_rate)
 }
