@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use timbre_engines::tts::catalog::{load_kokoro, load_piper};
 use timbre_engines::tts::kokoro::g2p::G2p;
 use timbre_engines::tts::kokoro::{KokoroWorker, Oov, read_vocab};
