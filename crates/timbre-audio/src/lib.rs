@@ -16,6 +16,7 @@ mod mp4;
 mod ogg_opus;
 mod pcm;
 mod peaks;
+mod polyphase;
 mod resample;
 
 pub use decode::{
@@ -34,6 +35,7 @@ pub use g711::{
 };
 pub use pcm::{downmix_to_mono, f32_to_pcm16, f32_to_pcm16_bytes, pcm16_bytes_to_f32, pcm16_to_f32};
 pub use peaks::{PeakBits, Peaks, waveform_peaks};
+pub use polyphase::resample_poly;
 pub use resample::resample;
 
 /// Result alias for this crate: every fallible operation fails with an [`AudioError`].

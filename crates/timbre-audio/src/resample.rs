@@ -132,7 +132,7 @@ fn gcd(mut a: u32, mut b: u32) -> u32 {
     a.max(1)
 }
 
-fn check_rate(name: &'static str, rate: u32) -> Result<()> {
+pub(crate) fn check_rate(name: &'static str, rate: u32) -> Result<()> {
     if rate == 0 || rate > MAX_SAMPLE_RATE {
         return Err(AudioError::invalid(name, format!("sample rate {rate} Hz is outside 1..={MAX_SAMPLE_RATE}")));
     }
