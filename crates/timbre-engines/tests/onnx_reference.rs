@@ -71,3 +71,78 @@ fn silero_vad_matches_python_onnxruntime_with_carried_state() {
     let err = vad.probabilities_blocking(vec![0.0; 100], VadState::default()).unwrap_err().to_string();
     assert!(err.contains("multiple of 512"), "{err}");
 }
+
+/// Noise bursts every half second over a soft chord, at BeatNet's 22.05 kHz: features with
+/// onsets and sustained stretches.
+fn drum_and_chord(seconds: f32) -> Vec<f32> {
+    let sr = 22_050.0;
+    let mut seed = 0x2545_f491_u32;
+    (0..(seconds * sr) as usize)
+        .map(|i| {
+            let t = i as f32 / sr;
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            let noise = seed as f32 / u32::MAX as f32 - 0.5;
+            let since_hit = t % 0.5;
+            let chord: f32 = [220.0f32, 277.2, 329.6].iter().map(|f| (std::f32::consts::TAU * f * t).sin()).sum();
+            noise * (-since_hit * 30.0).exp() + 0.05 * chord
+        })
+        .collect()
+}
+
+#[test]
+fn beatnet_in_rust_matches_onnx_runtime_frame_by_frame() {
+    use ort::value::Tensor;
+    use timbre_engines::music::beatnet::BeatNet;
+    use timbre_engines::music::crnn::{Crnn, FEATURES};
+    use timbre_engines::onnx::OnnxSession;
+
+    let m = manifest("beatnet");
+    let net = BeatNet::load(&m, &|_| {}).unwrap();
+    let feats = net.features(&drum_and_chord(6.0));
+    let frames = feats.len() / FEATURES;
+    let onnx: Vec<_> = m.files.iter().filter(|f| f.role.as_deref() == Some("onnx")).map(|f| m.path_of(f)).collect();
+    assert_eq!(onnx.len(), 3);
+    let mut mean_beat = vec![0f32; frames];
+    for path in &onnx {
+        let native = Crnn::from_onnx(&std::fs::read(path).unwrap()).unwrap().probabilities(&feats);
+        let mut session = OnnxSession::open(path, 1).unwrap();
+        let (mut hidden, mut cell) = (vec![0f32; 300], vec![0f32; 300]);
+        let mut worst = 0f32;
+        for t in 0..frames {
+            let f =
+                Tensor::from_array(([1usize, 1, FEATURES], feats[t * FEATURES..(t + 1) * FEATURES].to_vec())).unwrap();
+            let h = Tensor::from_array(([2usize, 1, 150], hidden.clone())).unwrap();
+            let c = Tensor::from_array(([2usize, 1, 150], cell.clone())).unwrap();
+            let out = session.session.run(ort::inputs!["features" => f, "hidden" => h, "cell" => c]).unwrap();
+            let (_, p) = out["probabilities"].try_extract_tensor::<f32>().unwrap();
+            for k in 0..3 {
+                worst = worst.max((p[k] - native[t][k]).abs());
+            }
+            hidden = out["hidden_out"].try_extract_tensor::<f32>().unwrap().1.to_vec();
+            cell = out["cell_out"].try_extract_tensor::<f32>().unwrap().1.to_vec();
+        }
+        assert!(worst <= 1e-4, "{}: max abs diff {worst} over {frames} frames", path.display());
+        for (m, p) in mean_beat.iter_mut().zip(&native) {
+            *m += (p[0] + p[1]) / 3.0;
+        }
+    }
+    // The ensemble average is what BeatNet::activations reports.
+    let acts = net.activations(&drum_and_chord(6.0)).unwrap();
+    assert!(max_abs_diff(&acts.beat, &mean_beat) <= 1e-6);
+    // And it hears the half-second hits: the beat activation is higher on them than between.
+    let hits: Vec<usize> = (50..frames - 13).step_by(25).collect();
+    let on: f32 = hits.iter().map(|&t| acts.beat[t - 2..=t + 2].iter().copied().fold(0.0, f32::max)).sum();
+    let off: f32 = hits.iter().map(|&t| acts.beat[t + 12]).sum();
+    assert!(on > 3.0 * off, "beat activation on the hits {on} vs between {off}");
+}
+
+#[test]
+fn another_graph_is_not_taken_for_beatnet() {
+    use timbre_engines::music::crnn::Crnn;
+    let m = manifest("silero-vad");
+    let onnx = m.files.iter().find(|f| f.role.as_deref() == Some("onnx")).unwrap();
+    let err = Crnn::from_onnx(&std::fs::read(m.path_of(onnx)).unwrap()).err().unwrap();
+    assert!(err.contains("not BeatNet's graph"), "{err}");
+}

@@ -1,6 +1,7 @@
 //! ONNX Runtime: finding the shared library, one process-wide environment, and sessions.
 
 pub mod conv2d;
+pub mod graph;
 pub(crate) mod proto;
 mod runtime;
 mod session;
