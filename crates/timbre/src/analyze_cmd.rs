@@ -77,8 +77,10 @@ pub fn run(args: AnalyzeArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&e),
     };
-    // The model loads on the runtime while the first file is read and decoded here.
-    let mut loading = (!args.no_tags).then(|| runtime.spawn(load_tagger(config.models_dir.clone(), config.threads)));
+    // The model loads on the runtime while the first file is read and decoded here. By default
+    // it scores on one thread: the rhythm analysis (BeatNet, the beat tracker) has the other core.
+    let threads = if config.threads == 0 { 1 } else { config.threads };
+    let mut loading = (!args.no_tags).then(|| runtime.spawn(load_tagger(config.models_dir.clone(), threads)));
     let mut tagger: Option<Arc<Tagger>> = None;
     let beatnet = {
         let dir = config.models_dir.clone();

@@ -70,41 +70,56 @@ pub fn track(act: &[f32], min_lag: usize, max_lag: usize) -> Vec<usize> {
             into[d].push((s, w - norm));
         }
     }
-    let mut score = vec![-(total as f64).ln() as f32; total];
-    let mut next = vec![0f32; total];
+    // Each tempo's positions live in a ring: advancing every position by one frame is moving the
+    // ring's head, not copying the scores. A position's score is its ring value plus the tempo's
+    // running `off` total (every position but the few "on the beat" ones collects `off`), so a
+    // frame touches each tempo's beat region and transitions only — O(tempi), not O(states).
+    let mut rings: Vec<Vec<f64>> = tempi.iter().map(|&tau| vec![-(total as f64).ln(); tau]).collect();
+    let mut heads = vec![0usize; tempi.len()];
+    let mut offs = vec![0f64; tempi.len()];
+    let mut ends = vec![0f64; tempi.len()];
     let mut back = vec![0u16; n * tempi.len()];
     for (t, &a) in act.iter().enumerate() {
-        let a = a.clamp(ACT_FLOOR, 1.0 - ACT_FLOOR);
+        let a = f64::from(a.clamp(ACT_FLOOR, 1.0 - ACT_FLOOR));
         let on = a.ln();
-        let off = ((1.0 - a) / (BEAT_SHARE as f32 - 1.0)).ln();
-        // The best beat-ending state of any tempo, for jumps.
-        let (jump_from, jump_score) = (0..tempi.len())
-            .map(|s| (s, score[offsets[s] + tempi[s] - 1]))
-            .fold((0, f32::NEG_INFINITY), |b, x| if x.1 > b.1 { x } else { b });
+        let off = ((1.0 - a) / (BEAT_SHARE - 1.0)).ln();
         for (j, &tau) in tempi.iter().enumerate() {
-            let base = offsets[j];
-            let mut best = (jump_score + JUMP_LOG as f32, jump_from);
+            ends[j] = rings[j][(heads[j] + tau - 1) % tau] + offs[j];
+        }
+        // The best beat-ending state of any tempo, for jumps.
+        let (jump_from, jump_score) =
+            ends.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (s, &v)| if v > b.1 { (s, v) } else { b });
+        for (j, &tau) in tempi.iter().enumerate() {
+            let mut best = (jump_score + JUMP_LOG, jump_from);
             for &(s, w) in &into[j] {
-                let v = score[offsets[s] + tempi[s] - 1] + w as f32;
+                let v = ends[s] + w;
                 if v > best.0 {
                     best = (v, s);
                 }
             }
             back[t * tempi.len() + j] = best.1 as u16;
-            next[base] = best.0;
-            next[base + 1..base + tau].copy_from_slice(&score[base..base + tau - 1]);
-            for (p, v) in next[base..base + tau].iter_mut().enumerate() {
-                *v += if p < region[j] { on } else { off };
+            // Every position moves up one; the old last position's slot becomes position 0.
+            heads[j] = (heads[j] + tau - 1) % tau;
+            offs[j] += off;
+            let ring = &mut rings[j];
+            ring[heads[j]] = best.0 + on - offs[j];
+            for p in 1..region[j].min(tau) {
+                ring[(heads[j] + p) % tau] += on - off;
             }
         }
-        let top = next.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        for (s, v) in score.iter_mut().zip(&next) {
-            *s = v - top;
-        }
     }
+    // Scores in state order (tempo by tempo, position by position), as the backtrack reads them.
+    let score: Vec<f64> = tempi
+        .iter()
+        .enumerate()
+        .flat_map(|(j, &tau)| {
+            let (ring, head, off) = (&rings[j], heads[j], offs[j]);
+            (0..tau).map(move |p| ring[(head + p) % tau] + off)
+        })
+        .collect();
     // Backtrack from the best final state.
     let mut state =
-        score.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0;
+        score.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0;
     let mut j = offsets.partition_point(|&o| o <= state) - 1;
     let mut pos = state - offsets[j];
     let mut beats = Vec::new();

@@ -45,25 +45,37 @@ pub fn dct2_ortho(x: &[f32], k: usize) -> Vec<f32> {
 }
 
 /// MFCCs as `librosa.feature.mfcc(y, sr, n_mfcc, n_fft, hop_length, n_mels)`: Slaney mel power,
-/// dB with an 80 dB floor under the loudest value, orthonormal DCT-II.
+/// dB with an 80 dB floor under the loudest value, orthonormal DCT-II (as [`dct2_ortho`], from a
+/// table).
 pub fn mfcc(power: &[f32], frames: usize) -> Vec<[f32; N_MFCC]> {
     let bins = N_FFT / 2 + 1;
-    let fb = timbre_audio::mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS);
+    let rows = super::onset::sparse_rows(&timbre_audio::mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS), N_MELS, bins);
     let mut db = vec![0f32; frames * N_MELS];
     for t in 0..frames {
         let spec = &power[t * bins..(t + 1) * bins];
-        for m in 0..N_MELS {
-            let e: f32 = fb[m * bins..(m + 1) * bins].iter().zip(spec).map(|(a, b)| a * b).sum();
+        for (m, (first, w)) in rows.iter().enumerate() {
+            let e: f32 = w.iter().zip(&spec[*first..]).map(|(a, b)| a * b).sum();
             db[t * N_MELS + m] = 10.0 * e.max(1e-10).log10();
         }
     }
     let top = db.iter().copied().fold(f32::MIN, f32::max);
     db.iter_mut().for_each(|v| *v = v.max(top - TOP_DB));
+    // DCT rows: column i of the identity through `dct2_ortho` is the i-th basis sample.
+    let basis: Vec<Vec<f32>> = (0..N_MELS)
+        .map(|j| {
+            let mut e = vec![0f32; N_MELS];
+            e[j] = 1.0;
+            dct2_ortho(&e, N_MFCC)
+        })
+        .collect();
     (0..frames)
         .map(|t| {
-            let c = dct2_ortho(&db[t * N_MELS..(t + 1) * N_MELS], N_MFCC);
             let mut out = [0f32; N_MFCC];
-            out.copy_from_slice(&c);
+            for (v, b) in db[t * N_MELS..(t + 1) * N_MELS].iter().zip(&basis) {
+                for (o, c) in out.iter_mut().zip(b) {
+                    *o += v * c;
+                }
+            }
             out
         })
         .collect()
@@ -84,15 +96,16 @@ fn bin_classes() -> Vec<Option<usize>> {
 pub fn frames(samples: &[f32]) -> Result<Frames, Error> {
     let (power, n) = timbre_audio::power_spectrogram(samples, N_FFT, HOP)?;
     let bins = N_FFT / 2 + 1;
-    let classes = bin_classes();
+    // The bins inside the chroma range, with their pitch class.
+    let classes: Vec<(usize, usize)> =
+        bin_classes().into_iter().enumerate().filter_map(|(b, c)| Some((b, c?))).collect();
     let chroma = (0..n)
         .map(|t| {
             let mut c = [0f32; 12];
-            for (p, class) in power[t * bins..(t + 1) * bins].iter().zip(&classes) {
-                if let Some(k) = class {
-                    // Magnitude, compressed: loud bass notes should not drown the chord.
-                    c[*k] += p.sqrt().powf(0.5);
-                }
+            let frame = &power[t * bins..(t + 1) * bins];
+            for &(b, k) in &classes {
+                // Magnitude, compressed (its square root): loud bass notes should not drown the chord.
+                c[k] += frame[b].sqrt().sqrt();
             }
             let max = c.iter().copied().fold(0.0, f32::max);
             if max > 0.0 {

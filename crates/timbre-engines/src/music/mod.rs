@@ -1,14 +1,16 @@
 //! Song analysis: tempo, beats, downbeats and meter, sections, energy per beat, integrated
 //! loudness, waveform peaks, and genre and mood from the AudioSet tagger.
 //!
-//! Rhythm is pure DSP (spectral-flux onsets → autocorrelation tempo with octave correction →
-//! HMM/Viterbi beat tracking → downbeats from harmonic change and bass); why not BeatNet is in
-//! docs/benchmarks.md ("Music analysis"). Each stage reports progress and checks for
+//! Rhythm: spectral-flux onsets → autocorrelation tempo with octave correction → HMM/Viterbi
+//! beat tracking on flux and BeatNet's activations, with the metrical level BeatNet hears →
+//! downbeats from harmonic change, bass and BeatNet's downbeat activation (why this split is in
+//! docs/benchmarks.md, "Music analysis"). Each stage reports progress and checks for
 //! cancellation before it starts.
 
 pub mod beatnet;
 pub mod beats;
 pub mod clips;
+pub mod crnn;
 pub mod harmony;
 pub mod loudness;
 pub mod meter;
@@ -36,12 +38,11 @@ use beatnet::BeatNet;
 pub const SAMPLE_RATE: u32 = 22_050;
 /// Onset frame hop: ~100 frames per second.
 pub const FPS_HOP: usize = 221;
-/// BeatNet listens to this many excerpts of this length (see [`excerpts`]).
-const NET_EXCERPTS: usize = 2;
-const NET_EXCERPT_SECONDS: f64 = 8.0;
-/// Flux's share of the beat activation where BeatNet's is present: enough to carry the beat
-/// between excerpts, below BeatNet's confident peaks inside them.
+/// Flux's share of the beat activation beside BeatNet's: enough to carry the beat where BeatNet
+/// is unsure, below its confident peaks.
 const FLUX_WEIGHT: f32 = 0.6;
+/// Points per beat of the beat-synchronous activation [`choose_level`] correlates.
+const LEVEL_STEPS: usize = 16;
 /// Waveform overview resolution.
 pub const PEAKS_PER_SECOND: u32 = 50;
 /// Shortest song worth analysing (a few bars at a slow tempo).
@@ -114,13 +115,6 @@ pub struct Hooks {
 pub type ProgressFn = Arc<dyn Fn(&str, f32) + Send + Sync>;
 pub type CancelledFn = Arc<dyn Fn() -> bool + Send + Sync>;
 
-/// BeatNet's beat and downbeat activations on the onset grid, and the frame spans they cover.
-struct NetActivations {
-    beat: Vec<f32>,
-    downbeat: Vec<f32>,
-    spans: Vec<(usize, usize)>,
-}
-
 impl Default for Hooks {
     fn default() -> Self {
         Self { progress: Arc::new(|_, _| {}), cancelled: Arc::new(|| false) }
@@ -148,19 +142,19 @@ pub struct Rhythm {
     pub downbeat: Option<Vec<f32>>,
 }
 
+/// `x` at a fractional index, linearly interpolated (the last value past the end, 0 beyond).
+fn lerp_at(x: &[f32], pos: f64) -> f32 {
+    let (i, frac) = (pos.floor() as usize, (pos - pos.floor()) as f32);
+    match (x.get(i), x.get(i + 1)) {
+        (Some(a), Some(b)) => a + (b - a) * frac,
+        (Some(a), None) => *a,
+        _ => 0.0,
+    }
+}
+
 /// Linear interpolation of a `from_fps` series onto `n` frames at `to_fps`.
 fn regrid(x: &[f32], from_fps: f64, to_fps: f64, n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|t| {
-            let pos = t as f64 * from_fps / to_fps;
-            let (i, frac) = (pos.floor() as usize, (pos - pos.floor()) as f32);
-            match (x.get(i), x.get(i + 1)) {
-                (Some(a), Some(b)) => a + (b - a) * frac,
-                (Some(a), None) => *a,
-                _ => 0.0,
-            }
-        })
-        .collect()
+    (0..n).map(|t| lerp_at(x, t as f64 * from_fps / to_fps)).collect()
 }
 
 /// Beat activation from spectral flux alone (no BeatNet): detrended, scaled so the strongest
@@ -173,90 +167,80 @@ fn flux_activation(onsets: &onset::Onsets, fps: f64) -> Vec<f32> {
     flux.iter().map(|v| (v / scale).min(1.0)).collect()
 }
 
-/// Stretches of the song BeatNet listens to, as (first, end) onset frames: up to
-/// [`NET_EXCERPTS`] windows of [`NET_EXCERPT_SECONDS`] centred at 30 % and 70 % of the song (past
-/// the intro, before the outro), or the whole song when it is short. BeatNet runs frame by frame
-/// (tens of microseconds a frame); excerpts keep its cost fixed whatever the song's length.
-fn excerpts(frames: usize, fps: f64) -> Vec<(usize, usize)> {
-    let len = (NET_EXCERPT_SECONDS * fps) as usize;
-    if frames <= len * NET_EXCERPTS {
-        return vec![(0, frames)];
+/// The metrical level BeatNet hears, as a factor of the tracked beats' period (½, 1 or 2):
+/// BeatNet fires only on the beats listeners tap, so the level's pulse is as strong as its
+/// double's while a faster level's is weak. The fastest candidate with at least half the strongest
+/// pulse wins. The activation is read in beat time — [`LEVEL_STEPS`] points between consecutive
+/// tracked beats — so a song that changes tempo keeps one sharp pulse per level, where a plain
+/// autocorrelation smears them.
+///
+/// BeatNet listens to the whole song: it is a causal model whose activations settle on the
+/// metrical level over tens of seconds, and on 10 s excerpts it still fires on every eighth note
+/// of the 92 BPM folk-rock bench song (pulse ratio 0.80 at the double level against 0.24 over
+/// the song; docs/benchmarks.md, "Music analysis").
+fn choose_level(net_beat: &[f32], beats: &[usize], fps: f64) -> f64 {
+    if beats.len() < 8 {
+        return 1.0;
     }
-    [0.3, 0.7]
-        .iter()
-        .take(NET_EXCERPTS)
-        .map(|c| {
-            let start = ((frames as f64 * c) as usize).saturating_sub(len / 2).min(frames - len);
-            (start, start + len)
-        })
-        .collect()
-}
-
-/// BeatNet's ensemble activations on the excerpts, on the onset frame grid (zero elsewhere and in
-/// each excerpt's first second, while the LSTM settles).
-fn net_activations(net: &BeatNet, mono: &[f32], n: usize, fps: f64) -> Result<NetActivations, Error> {
-    let (mut beat, mut down) = (vec![0f32; n], vec![0f32; n]);
-    let mut used = Vec::new();
-    let settle = fps as usize;
-    for (a, b) in excerpts(n, fps) {
-        let s0 = (a * FPS_HOP).min(mono.len());
-        let s1 = (b * FPS_HOP).min(mono.len());
-        let acts = net.activations(&mono[s0..s1])?;
-        let (bg, dg) =
-            (regrid(&acts.beat, beatnet::fps(), fps, b - a), regrid(&acts.downbeat, beatnet::fps(), fps, b - a));
-        let from = if a == 0 { 0 } else { settle.min(b - a) };
-        beat[a + from..b].copy_from_slice(&bg[from..]);
-        down[a + from..b].copy_from_slice(&dg[from..]);
-        used.push((a + from, b));
-    }
-    Ok(NetActivations { beat, downbeat: down, spans: used })
-}
-
-/// The metrical level BeatNet hears among the flux period's octaves: BeatNet fires only on the
-/// beats listeners tap, so the level's pulse is as strong as its double's while the half level's
-/// is weak. The fastest candidate with at least half the strongest pulse wins.
-fn choose_level(flux_period: f64, net_beat: &[f32], spans: &[(usize, usize)], fps: f64) -> f64 {
-    let candidates: Vec<f64> = [0.5, 1.0, 2.0]
-        .iter()
-        .map(|k| flux_period * k)
-        .filter(|&p| (tempo::MIN_BPM..=tempo::MAX_BPM).contains(&(60.0 * fps / p)))
+    let mut ibis: Vec<usize> = beats.windows(2).map(|w| w[1] - w[0]).collect();
+    ibis.sort_unstable();
+    let median = ibis[ibis.len() / 2] as f64;
+    let levels: Vec<f64> = [0.5, 1.0, 2.0]
+        .into_iter()
+        .filter(|&k| (tempo::MIN_BPM..=tempo::MAX_BPM).contains(&(60.0 * fps / (median * k))))
         .collect();
-    let max_lag = (2.5 * flux_period) as usize + 2;
-    let mut pulses = vec![0f32; candidates.len()];
-    for &(a, b) in spans {
-        let ac = tempo::autocorrelation(&onset::detrend(&net_beat[a..b], (0.25 * fps) as usize), max_lag);
-        for (p, &lag) in pulses.iter_mut().zip(&candidates) {
-            *p += tempo::pulse(&ac, lag);
-        }
-    }
-    let best = pulses.iter().copied().fold(0.0, f32::max);
+    let x = onset::detrend(net_beat, (0.25 * fps) as usize);
+    let warped: Vec<f32> = beats
+        .windows(2)
+        .flat_map(|w| {
+            let (a, len) = (w[0] as f64, (w[1] - w[0]) as f64);
+            (0..LEVEL_STEPS).map(move |k| a + len * k as f64 / LEVEL_STEPS as f64)
+        })
+        .map(|pos| lerp_at(&x, pos))
+        .collect();
+    let ac = tempo::autocorrelation(&warped, 2 * LEVEL_STEPS + 2);
+    let candidates: Vec<(f64, f32)> =
+        levels.into_iter().map(|k| (k, tempo::pulse(&ac, k * LEVEL_STEPS as f64))).collect();
+    let best = candidates.iter().map(|c| c.1).fold(0.0, f32::max);
     if best <= 0.0 {
-        return flux_period;
+        return 1.0;
     }
-    candidates.iter().zip(&pulses).find(|(_, p)| **p >= 0.5 * best).map_or(flux_period, |(c, _)| *c)
+    candidates.iter().find(|(_, p)| *p >= 0.5 * best).map_or(1.0, |(k, _)| *k)
 }
 
-/// Tempo and beats: spectral-flux onsets → global period (autocorrelation) → the metrical level
-/// (BeatNet on excerpts, else the flux octave rules) → HMM beat tracking within ±45 % of that
-/// level (room for real tempo changes, none for octave jumps) on the flux activation, where
-/// BeatNet's own activation anchors the phase in its excerpts → each beat moved onto its onset's
-/// flux peak for timing finer than a frame.
+/// Beat frames on `act` for beat periods within ±45 % of `period` (room for real tempo
+/// changes, none for octave jumps).
+fn track_near(act: &[f32], period: f64) -> Vec<usize> {
+    beats::track(act, (period / 1.45).floor() as usize, (period * 1.45).ceil() as usize)
+}
+
+/// Tempo and beats: spectral-flux onsets → global period (autocorrelation, octave rules) → HMM
+/// beat tracking near that period on the flux activation, which BeatNet's whole-song activation
+/// joins when the model is there → the metrical level BeatNet hears ([`choose_level`]), tracked
+/// again when it differs → each beat moved onto its onset's flux peak for timing finer than a
+/// frame.
 pub fn rhythm(mono: &[f32], beatnet: Option<&BeatNet>) -> Result<Rhythm, Error> {
     let onsets = onset::onsets(mono)?;
     let fps = fps();
     let n = onsets.frames();
     let flux_act = flux_activation(&onsets, fps);
     let flux_period = tempo::beat_period(&flux_act, fps).ok_or(Error::NoPulse)?;
-    let (period, act, downbeat) = match beatnet {
+    let (act, mut frames, period, downbeat) = match beatnet {
         Some(net) => {
-            let net = net_activations(net, mono, n, fps)?;
-            let period = choose_level(flux_period, &net.beat, &net.spans, fps);
-            let act: Vec<f32> = flux_act.iter().zip(&net.beat).map(|(f, b)| (FLUX_WEIGHT * f).max(*b)).collect();
-            (period, act, Some(net.downbeat))
+            let acts = net.activations(mono)?;
+            let beat = regrid(&acts.beat, beatnet::fps(), fps, n);
+            let act: Vec<f32> = flux_act.iter().zip(&beat).map(|(f, b)| (FLUX_WEIGHT * f).max(*b)).collect();
+            let first = track_near(&act, flux_period);
+            let level = choose_level(&beat, &first, fps);
+            let period = flux_period * level;
+            let frames = if level == 1.0 { first } else { track_near(&act, period) };
+            (act, frames, period, Some(regrid(&acts.downbeat, beatnet::fps(), fps, n)))
         }
-        None => (flux_period, flux_act, None),
+        None => {
+            let frames = track_near(&flux_act, flux_period);
+            (flux_act, frames, flux_period, None)
+        }
     };
-    let mut frames = beats::track(&act, (period / 1.45).floor() as usize, (period * 1.45).ceil() as usize);
     beats::trim_silent_ends(&mut frames, |t| onset::local_max(&onsets.flux, t, 5));
     let region = ((period / 16.0).round() as usize).max(2);
     let on_act = beats::snap_to_onsets(&frames, &act, region);
@@ -268,6 +252,12 @@ pub fn rhythm(mono: &[f32], beatnet: Option<&BeatNet>) -> Result<Rhythm, Error> 
     }
     let (bpm, confidence) = tempo::tempo_from_beats(&times);
     Ok(Rhythm { beats: times, bpm, confidence, onsets, downbeat })
+}
+
+/// Whole songs go through the polyphase resampler (a tenth of the sinc resampler's work, see
+/// `timbre_audio::resample_poly`); a rate pair it cannot reduce falls back to the sinc one.
+fn to_rate(x: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioError> {
+    timbre_audio::resample_poly(x, from, to).or_else(|_| timbre_audio::resample(x, from, to))
 }
 
 fn round3(x: f64) -> f64 {
@@ -305,7 +295,7 @@ pub fn analyze_decoded(decoded: &Decoded, beatnet: Option<&BeatNet>, hooks: &Hoo
     if peak <= 10f32.powf(SILENT_DBFS / 20.0) {
         return Err(Error::Silent);
     }
-    let mono = timbre_audio::resample(&native, decoded.sample_rate, SAMPLE_RATE)?;
+    let mono = to_rate(&native, decoded.sample_rate, SAMPLE_RATE)?;
     hooks.stage("rhythm")?;
     let rhythm = rhythm(&mono, beatnet)?;
     hooks.stage("meter")?;
@@ -439,9 +429,7 @@ where
             return Ok(None);
         }
         let d = Arc::clone(&decoded);
-        let mono16 = tokio::task::spawn_blocking(move || {
-            timbre_audio::resample(&d.to_mono(), d.sample_rate, crate::ced::SAMPLE_RATE)
-        });
+        let mono16 = tokio::task::spawn_blocking(move || to_rate(&d.to_mono(), d.sample_rate, crate::ced::SAMPLE_RATE));
         let Some(tagger) = tagger.await else { return Ok(None) };
         let mono16 = mono16.await.map_err(|e| Error::Internal(e.to_string()))??;
         let mean = tagger.mean_scores(&mono16, TAG_WINDOWS).await?;
@@ -456,4 +444,53 @@ where
     }
     (hooks.progress)("done", 1.0);
     Ok(report)
+}
+
+#[cfg(test)]
+mod level_tests {
+    use super::*;
+
+    /// A BeatNet-like activation: a peak of `strong` on every beat of `beats` and `weak` halfway
+    /// between consecutive beats.
+    fn activation(beats: &[usize], strong: f32, weak: f32) -> Vec<f32> {
+        let mut x = vec![0.02f32; beats.last().copied().unwrap_or(0) + 50];
+        for w in beats.windows(2) {
+            x[w[0]] = strong;
+            x[(w[0] + w[1]) / 2] = weak;
+        }
+        x
+    }
+
+    /// Tracked beats at twice the true tempo: the true beats and the points between them.
+    fn doubled(beats: &[usize]) -> Vec<usize> {
+        beats.windows(2).flat_map(|w| [w[0], (w[0] + w[1]) / 2]).collect()
+    }
+
+    #[test]
+    fn eighth_notes_beatnet_hardly_hears_are_not_the_beat() {
+        // 70 BPM at 100 fps (86 frames), soft eighths between: tracked at 140, the level halves.
+        let beats: Vec<usize> = (0..60).map(|i| 20 + i * 86).collect();
+        let act = activation(&beats, 0.9, 0.15);
+        assert_eq!(choose_level(&act, &doubled(&beats), 100.0), 2.0);
+        assert_eq!(choose_level(&act, &beats, 100.0), 1.0, "tracked at the right level, it stays");
+    }
+
+    #[test]
+    fn a_two_beat_whose_offbeats_beatnet_also_hears_keeps_the_fast_level() {
+        // 170 BPM (35 frames), tracked at 85 BPM; BeatNet fires on the "chick" at 60 %.
+        let fast: Vec<usize> = (0..120).map(|i| 20 + i * 35).collect();
+        let slow: Vec<usize> = fast.iter().copied().step_by(2).collect();
+        let act = activation(&slow, 0.9, 0.6);
+        assert_eq!(choose_level(&act, &slow, 100.0), 0.5);
+    }
+
+    #[test]
+    fn the_level_is_found_through_a_tempo_change() {
+        // 100 BPM then 128 BPM, soft eighths throughout, tracked at double tempo.
+        let mut beats: Vec<usize> = (0..40).map(|i| 20 + i * 60).collect();
+        let last = *beats.last().unwrap_or(&0);
+        beats.extend((1..50).map(|i| last + i * 47));
+        let act = activation(&beats, 0.9, 0.15);
+        assert_eq!(choose_level(&act, &doubled(&beats), 100.0), 2.0);
+    }
 }

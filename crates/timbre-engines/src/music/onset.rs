@@ -50,20 +50,24 @@ fn mel_centres(sample_rate: u32, n_mels: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Onset envelopes of a mono signal at [`SAMPLE_RATE`].
-pub fn onsets(samples: &[f32]) -> Result<Onsets, Error> {
-    let (power, frames) = timbre_audio::power_spectrogram(samples, N_FFT, FPS_HOP)?;
-    let bins = N_FFT / 2 + 1;
-    let fb = timbre_audio::mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS);
-    // Sparse rows: each mel band touches a few bins; skipping zeros makes this 20x cheaper.
-    let rows: Vec<(usize, Vec<f32>)> = (0..N_MELS)
+/// A dense `n_mels × bins` filterbank as (first bin, weights) per band: each mel band touches a
+/// few bins, and skipping the zeros makes applying it ~20× cheaper.
+pub(super) fn sparse_rows(fb: &[f32], n_mels: usize, bins: usize) -> Vec<(usize, Vec<f32>)> {
+    (0..n_mels)
         .map(|m| {
             let row = &fb[m * bins..(m + 1) * bins];
             let first = row.iter().position(|&w| w > 0.0).unwrap_or(0);
             let last = row.iter().rposition(|&w| w > 0.0).map_or(first, |l| l + 1);
             (first, row[first..last].to_vec())
         })
-        .collect();
+        .collect()
+}
+
+/// Onset envelopes of a mono signal at [`SAMPLE_RATE`].
+pub fn onsets(samples: &[f32]) -> Result<Onsets, Error> {
+    let (power, frames) = timbre_audio::power_spectrogram(samples, N_FFT, FPS_HOP)?;
+    let bins = N_FFT / 2 + 1;
+    let rows = sparse_rows(&timbre_audio::mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS), N_MELS, bins);
     let centres = mel_centres(SAMPLE_RATE, N_MELS);
     let n_low = centres.iter().filter(|&&f| f < LOW_HZ).count().max(1);
     let n_mid = centres.iter().filter(|&&f| f < MID_HZ).count().max(n_low + 1);
