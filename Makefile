@@ -32,7 +32,7 @@ testdata:
 	@scripts/testdata/speech
 	@scripts/testdata/music short >/dev/null
 	@"$$(scripts/reference/venv.sh)" scripts/reference/ort_fixtures.py --out target/testdata/onnx >/dev/null
-	@TTS_FIXTURES_OUT=target/testdata/tts "$$(scripts/reference/tts_venv.sh)" scripts/reference/tts_fixtures.py 2>/dev/null
+	@TTS_FIXTURES_OUT=target/testdata/tts "$$(scripts/reference/tts_venv.sh)" scripts/reference/tts_fixtures.py >/dev/null
 
 # Tools the tests run against (a local S3-compatible server), built once into $(TIMBRE_CACHE)/tools.
 test-tools:
