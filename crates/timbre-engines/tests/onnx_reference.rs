@@ -100,7 +100,8 @@ fn beatnet_in_rust_matches_onnx_runtime_frame_by_frame() {
 
     let m = manifest("beatnet");
     let net = BeatNet::load(&m, &|_| {}).unwrap();
-    let feats = net.features(&drum_and_chord(6.0));
+    let signal = drum_and_chord(6.0);
+    let feats = net.features(&signal);
     let frames = feats.len() / FEATURES;
     let onnx: Vec<_> = m.files.iter().filter(|f| f.role.as_deref() == Some("onnx")).map(|f| m.path_of(f)).collect();
     assert_eq!(onnx.len(), 3);
@@ -129,7 +130,7 @@ fn beatnet_in_rust_matches_onnx_runtime_frame_by_frame() {
         }
     }
     // The ensemble average is what BeatNet::activations reports.
-    let acts = net.activations(&drum_and_chord(6.0)).unwrap();
+    let acts = net.activations(&signal).unwrap();
     assert!(max_abs_diff(&acts.beat, &mean_beat) <= 1e-6);
     // And it hears the half-second hits: the beat activation is higher on them than between.
     let hits: Vec<usize> = (50..frames - 13).step_by(25).collect();

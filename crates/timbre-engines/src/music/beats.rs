@@ -45,14 +45,6 @@ pub fn track(act: &[f32], min_lag: usize, max_lag: usize) -> Vec<usize> {
     if n == 0 || tempi.is_empty() {
         return Vec::new();
     }
-    let offsets: Vec<usize> = tempi
-        .iter()
-        .scan(0usize, |acc, &t| {
-            let o = *acc;
-            *acc += t;
-            Some(o)
-        })
-        .collect();
     let total: usize = tempi.iter().sum();
     let region: Vec<usize> = tempi.iter().map(|&t| ((t as f64 / BEAT_SHARE).round() as usize).max(1)).collect();
     // Tempo transitions into each tempo: (source index, log probability), normalised per source.
@@ -108,20 +100,17 @@ pub fn track(act: &[f32], min_lag: usize, max_lag: usize) -> Vec<usize> {
             }
         }
     }
-    // Scores in state order (tempo by tempo, position by position), as the backtrack reads them.
-    let score: Vec<f64> = tempi
-        .iter()
-        .enumerate()
-        .flat_map(|(j, &tau)| {
-            let (ring, head, off) = (&rings[j], heads[j], offs[j]);
-            (0..tau).map(move |p| ring[(head + p) % tau] + off)
-        })
-        .collect();
-    // Backtrack from the best final state.
-    let mut state =
-        score.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0;
-    let mut j = offsets.partition_point(|&o| o <= state) - 1;
-    let mut pos = state - offsets[j];
+    // Backtrack from the best final state (the first of equals in tempo, then position order).
+    let (mut j, mut pos) = (0, 0);
+    let mut best = f64::NEG_INFINITY;
+    for (tj, &tau) in tempi.iter().enumerate() {
+        for p in 0..tau {
+            let v = rings[tj][(heads[tj] + p) % tau] + offs[tj];
+            if v > best {
+                (best, j, pos) = (v, tj, p);
+            }
+        }
+    }
     let mut beats = Vec::new();
     for t in (0..n).rev() {
         if pos == 0 {
@@ -131,9 +120,7 @@ pub fn track(act: &[f32], min_lag: usize, max_lag: usize) -> Vec<usize> {
         } else {
             pos -= 1;
         }
-        state = offsets[j] + pos;
     }
-    let _ = state;
     beats.reverse();
     beats
 }
