@@ -38,21 +38,35 @@ fn reflect_index(i: isize, len: usize) -> usize {
 /// pad_mode="reflect")`: frame *t* is centred on sample *t·hop*. Returns frame-major data
 /// (`n_fft/2 + 1` bins per frame) and the frame count, `1 + len / hop`.
 pub fn power_spectrogram(samples: &[f32], n_fft: usize, hop: usize) -> Result<(Vec<f32>, usize)> {
+    let mut out = Vec::with_capacity((1 + samples.len() / hop.max(1)) * (n_fft / 2 + 1));
+    let n_frames = for_each_power_frame(samples, n_fft, hop, |_, power| out.extend_from_slice(power))?;
+    Ok((out, n_frames))
+}
+
+/// The frames of [`power_spectrogram`], handed to `f` one at a time (`f(t, power)`) instead of
+/// collected: a whole song's spectrogram is tens of megabytes that a reader reducing each frame
+/// to a few numbers never needs, and allocating it costs more than the transforms. Returns the
+/// frame count.
+pub fn for_each_power_frame(
+    samples: &[f32],
+    n_fft: usize,
+    hop: usize,
+    mut f: impl FnMut(usize, &[f32]),
+) -> Result<usize> {
     if n_fft < 2 || hop == 0 {
         return Err(AudioError::invalid("n_fft", "n_fft must be ≥ 2 and hop ≥ 1"));
     }
     if samples.is_empty() {
-        return Ok((Vec::new(), 0));
+        return Ok(0);
     }
     let window = hann_window(n_fft);
-    let n_bins = n_fft / 2 + 1;
     let n_frames = 1 + samples.len() / hop;
     let pad = (n_fft / 2) as isize;
     let fft: Arc<dyn RealToComplex<f32>> = RealFftPlanner::<f32>::new().plan_fft_forward(n_fft);
     let mut frame = fft.make_input_vec();
     let mut spectrum = fft.make_output_vec();
     let mut scratch = fft.make_scratch_vec();
-    let mut out = Vec::with_capacity(n_frames * n_bins);
+    let mut power = vec![0f32; n_fft / 2 + 1];
     for t in 0..n_frames {
         let start = (t * hop) as isize - pad;
         for (k, slot) in frame.iter_mut().enumerate() {
@@ -66,9 +80,12 @@ pub fn power_spectrogram(samples: &[f32], n_fft: usize, hop: usize) -> Result<(V
         }
         fft.process_with_scratch(&mut frame, &mut spectrum, &mut scratch)
             .map_err(|e| AudioError::internal(format!("FFT: {e}")))?;
-        out.extend(spectrum.iter().map(|c| c.re * c.re + c.im * c.im));
+        for (p, c) in power.iter_mut().zip(&spectrum) {
+            *p = c.re * c.re + c.im * c.im;
+        }
+        f(t, &power);
     }
-    Ok((out, n_frames))
+    Ok(n_frames)
 }
 
 /// Slaney-style mel scale (librosa's default, `htk=False`): linear below 1 kHz, logarithmic

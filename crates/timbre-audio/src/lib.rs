@@ -25,8 +25,8 @@ pub use decode::{
 pub use encode::{OutputFormat, StreamEncoder, encode, stream_encoder};
 pub use error::AudioError;
 pub use features::{
-    WHISPER_HOP_LENGTH, WHISPER_N_FFT, WHISPER_SAMPLE_RATE, hann_window, log_mel_spectrogram, mel_filterbank,
-    power_spectrogram,
+    WHISPER_HOP_LENGTH, WHISPER_N_FFT, WHISPER_SAMPLE_RATE, for_each_power_frame, hann_window, log_mel_spectrogram,
+    mel_filterbank, power_spectrogram,
 };
 pub use ffmpeg::ffmpeg_available;
 pub use g711::{
@@ -35,7 +35,7 @@ pub use g711::{
 };
 pub use pcm::{downmix_to_mono, f32_to_pcm16, f32_to_pcm16_bytes, pcm16_bytes_to_f32, pcm16_to_f32};
 pub use peaks::{PeakBits, Peaks, waveform_peaks};
-pub use polyphase::resample_poly;
+pub use polyphase::{PolyResampler, resample_poly};
 pub use resample::resample;
 
 /// Result alias for this crate: every fallible operation fails with an [`AudioError`].

@@ -8,6 +8,8 @@
 //! its transition band at the output's Nyquist frequency instead of below it — aliasing near
 //! the top of the band that features and taggers do not hear.
 
+use std::ops::Range;
+
 use crate::resample::check_rate;
 use crate::{AudioError, Result};
 
@@ -92,21 +94,34 @@ impl Polyphase {
         Self { up, down, taps, rows, first }
     }
 
-    fn run(&self, x: &[f32], out_len: usize) -> Vec<f32> {
-        // Zeros before and after, so every output reads a full row.
-        let pad = self.taps + self.first.iter().map(|f| f.unsigned_abs()).max().unwrap_or(0);
-        let mut padded = vec![0f32; pad];
-        padded.extend_from_slice(x);
-        padded.resize(padded.len() + 2 * pad, 0.0);
-        (0..out_len)
-            .map(|m| {
-                let t = m * self.down;
-                let (q, phase) = (t / self.up, t % self.up);
-                let start = (pad + q).wrapping_add_signed(self.first[phase]);
-                let row = &self.rows[phase * self.taps..(phase + 1) * self.taps];
-                dot(row, &padded[start..start + self.taps])
-            })
-            .collect()
+    /// Input index of the first sample output `m` reads (it reads `taps` of them).
+    fn first_input(&self, m: usize) -> isize {
+        let t = m * self.down;
+        (t / self.up) as isize + self.first[t % self.up]
+    }
+
+    /// Outputs `out` of resampling a signal of which `x` holds the samples from `offset` on
+    /// (the signal is zero outside `x`). Each output is one row's dot product with the input;
+    /// only outputs whose rows reach past `x` read a zero-padded copy of their stretch, so a
+    /// whole song is never copied (that copy, and its page faults, cost as much as the filtering).
+    fn run(&self, x: &[f32], offset: usize, out: Range<usize>) -> Vec<f32> {
+        let mut edge = vec![0f32; self.taps];
+        out.map(|m| {
+            let t = m * self.down;
+            let row = &self.rows[(t % self.up) * self.taps..(t % self.up + 1) * self.taps];
+            let start = self.first_input(m) - offset as isize;
+            match usize::try_from(start).ok().filter(|&s| s + self.taps <= x.len()) {
+                Some(s) => dot(row, &x[s..s + self.taps]),
+                None => {
+                    for (i, e) in edge.iter_mut().enumerate() {
+                        let n = start + i as isize;
+                        *e = usize::try_from(n).ok().and_then(|n| x.get(n)).copied().unwrap_or(0.0);
+                    }
+                    dot(row, &edge)
+                }
+            }
+        })
+        .collect()
     }
 }
 
@@ -123,24 +138,66 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// A polyphase resampler for one rate pair, able to compute any stretch of the output on its
+/// own: a reader that needs only parts of a resampled song (the tagger's three 10 s windows)
+/// resamples just those, with results identical to slicing the whole.
+pub struct PolyResampler {
+    filter: Polyphase,
+    from: u32,
+    to: u32,
+}
+
+impl PolyResampler {
+    /// Refuses rates outside the crate's range and ratios that do not reduce to terms of at most
+    /// 4096 (the filter would be too long).
+    pub fn new(from: u32, to: u32) -> Result<Self> {
+        check_rate("from", from)?;
+        check_rate("to", to)?;
+        let g = gcd(u64::from(from), u64::from(to));
+        let (up, down) = (u64::from(to) / g, u64::from(from) / g);
+        if up.max(down) > MAX_TERM {
+            return Err(AudioError::internal(format!(
+                "{from} → {to} Hz reduces to {up}/{down}: too fine a ratio for a polyphase filter"
+            )));
+        }
+        Ok(Self { filter: Polyphase::new(up as usize, down as usize), from, to })
+    }
+
+    /// Length of the resampled signal: `round(len·to/from)`, at least 1.
+    pub fn output_len(&self, input_len: usize) -> usize {
+        ((input_len as f64 * f64::from(self.to) / f64::from(self.from)).round() as usize).max(1)
+    }
+
+    /// The input samples (clipped to a signal of `input_len`) that outputs `out` read.
+    pub fn input_span(&self, out: Range<usize>, input_len: usize) -> Range<usize> {
+        if out.is_empty() {
+            return 0..0;
+        }
+        let clip = |i: isize| usize::try_from(i).unwrap_or(0).min(input_len);
+        let lo = clip(self.filter.first_input(out.start));
+        let hi = clip(self.filter.first_input(out.end - 1) + self.filter.taps as isize);
+        lo..hi.max(lo)
+    }
+
+    /// Outputs `out` of resampling a signal of which `x` holds the samples from `offset` on; equal
+    /// to the same outputs of the whole signal when `x` covers [`Self::input_span`].
+    pub fn run(&self, x: &[f32], offset: usize, out: Range<usize>) -> Vec<f32> {
+        if self.from == self.to {
+            return out.map(|m| m.checked_sub(offset).and_then(|i| x.get(i)).copied().unwrap_or(0.0)).collect();
+        }
+        self.filter.run(x, offset, out)
+    }
+}
+
 /// Resamples mono `samples` from `from` Hz to `to` Hz with a polyphase FIR (see the module
 /// docs for when to use this instead of [`crate::resample`]). Aligned like it (an input click
 /// at sample n lands at n·to/from) and `round(len·to/from)` samples long.
 pub fn resample_poly(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
-    check_rate("from", from)?;
-    check_rate("to", to)?;
+    let r = PolyResampler::new(from, to)?;
     if from == to || samples.is_empty() {
         return Ok(samples.to_vec());
     }
-    let g = gcd(u64::from(from), u64::from(to));
-    let (up, down) = (u64::from(to) / g, u64::from(from) / g);
-    if up.max(down) > MAX_TERM {
-        return Err(AudioError::internal(format!(
-            "{from} → {to} Hz reduces to {up}/{down}: too fine a ratio for a polyphase filter"
-        )));
-    }
-    let out_len = ((samples.len() as f64 * to as f64 / from as f64).round() as usize).max(1);
-    Ok(Polyphase::new(up as usize, down as usize).run(samples, out_len))
+    Ok(r.run(samples, 0, 0..r.output_len(samples.len())))
 }
 
 #[cfg(test)]
@@ -212,6 +269,22 @@ mod tests {
         let b = crate::resample(&low, 44_100, 16_000).unwrap();
         let diff: Vec<f32> = a[1000..15_000].iter().zip(&b[1000..15_000]).map(|(p, q)| p - q).collect();
         assert!(rms(&diff) < 0.01 * rms(&b[1000..15_000]), "{} vs {}", rms(&diff), rms(&b));
+    }
+
+    #[test]
+    fn a_stretch_of_the_output_equals_the_same_stretch_of_the_whole() {
+        let x = sine(997.0, 44_100, 2.0);
+        for (from, to) in [(44_100u32, 16_000u32), (44_100, 22_050), (16_000, 22_050), (8000, 8000)] {
+            let r = PolyResampler::new(from, to).unwrap();
+            let whole = resample_poly(&x, from, to).unwrap();
+            assert_eq!(whole.len(), r.output_len(x.len()));
+            // The start, the middle and the end (outputs that read past either end of the signal).
+            for out in [0..500, 7000..9000, whole.len() - 300..whole.len()] {
+                let span = r.input_span(out.clone(), x.len());
+                let part = r.run(&x[span.clone()], span.start, out.clone());
+                assert_eq!(part, whole[out.clone()], "{from} → {to}, outputs {out:?}, inputs {span:?}");
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Slow spectral features for meter and structure: chroma (which pitch classes sound) and MFCCs
 //! (timbre), from one long-window STFT, then averaged between beats or bars.
 
+use super::onset::mel_db;
 use super::{Error, SAMPLE_RATE};
 
 /// 186 ms windows: long enough to tell semitones apart above ~100 Hz.
@@ -44,20 +45,25 @@ pub fn dct2_ortho(x: &[f32], k: usize) -> Vec<f32> {
         .collect()
 }
 
+fn mel_rows() -> Vec<(usize, Vec<f32>)> {
+    super::onset::sparse_rows(&timbre_audio::mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS), N_MELS, N_FFT / 2 + 1)
+}
+
 /// MFCCs as `librosa.feature.mfcc(y, sr, n_mfcc, n_fft, hop_length, n_mels)`: Slaney mel power,
 /// dB with an 80 dB floor under the loudest value, orthonormal DCT-II (as [`dct2_ortho`], from a
 /// table).
 pub fn mfcc(power: &[f32], frames: usize) -> Vec<[f32; N_MFCC]> {
     let bins = N_FFT / 2 + 1;
-    let rows = super::onset::sparse_rows(&timbre_audio::mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS), N_MELS, bins);
-    let mut db = vec![0f32; frames * N_MELS];
-    for t in 0..frames {
-        let spec = &power[t * bins..(t + 1) * bins];
-        for (m, (first, w)) in rows.iter().enumerate() {
-            let e: f32 = w.iter().zip(&spec[*first..]).map(|(a, b)| a * b).sum();
-            db[t * N_MELS + m] = 10.0 * e.max(1e-10).log10();
-        }
+    let rows = mel_rows();
+    let mut db = Vec::with_capacity(frames * N_MELS);
+    for spec in power.chunks_exact(bins).take(frames) {
+        mel_db(&rows, spec, &mut db);
     }
+    mfcc_from_db(db)
+}
+
+/// MFCCs from frame-major mel dB values ([`N_MELS`] per frame).
+fn mfcc_from_db(mut db: Vec<f32>) -> Vec<[f32; N_MFCC]> {
     let top = db.iter().copied().fold(f32::MIN, f32::max);
     db.iter_mut().for_each(|v| *v = v.max(top - TOP_DB));
     // DCT rows: column i of the identity through `dct2_ortho` is the i-th basis sample.
@@ -68,10 +74,10 @@ pub fn mfcc(power: &[f32], frames: usize) -> Vec<[f32; N_MFCC]> {
             dct2_ortho(&e, N_MFCC)
         })
         .collect();
-    (0..frames)
-        .map(|t| {
+    db.chunks_exact(N_MELS)
+        .map(|frame| {
             let mut out = [0f32; N_MFCC];
-            for (v, b) in db[t * N_MELS..(t + 1) * N_MELS].iter().zip(&basis) {
+            for (v, b) in frame.iter().zip(&basis) {
                 for (o, c) in out.iter_mut().zip(b) {
                     *o += v * c;
                 }
@@ -93,28 +99,28 @@ fn bin_classes() -> Vec<Option<usize>> {
         .collect()
 }
 
+/// Chroma and MFCCs of every frame, computed as the STFT goes (no spectrogram is kept).
 pub fn frames(samples: &[f32]) -> Result<Frames, Error> {
-    let (power, n) = timbre_audio::power_spectrogram(samples, N_FFT, HOP)?;
-    let bins = N_FFT / 2 + 1;
     // The bins inside the chroma range, with their pitch class.
     let classes: Vec<(usize, usize)> =
         bin_classes().into_iter().enumerate().filter_map(|(b, c)| Some((b, c?))).collect();
-    let chroma = (0..n)
-        .map(|t| {
-            let mut c = [0f32; 12];
-            let frame = &power[t * bins..(t + 1) * bins];
-            for &(b, k) in &classes {
-                // Magnitude, compressed (its square root): loud bass notes should not drown the chord.
-                c[k] += frame[b].sqrt().sqrt();
-            }
-            let max = c.iter().copied().fold(0.0, f32::max);
-            if max > 0.0 {
-                c.iter_mut().for_each(|v| *v /= max);
-            }
-            c
-        })
-        .collect();
-    Ok(Frames { chroma, mfcc: mfcc(&power, n) })
+    let rows = mel_rows();
+    let expected = 1 + samples.len() / HOP;
+    let (mut chroma, mut db) = (Vec::with_capacity(expected), Vec::with_capacity(expected * N_MELS));
+    timbre_audio::for_each_power_frame(samples, N_FFT, HOP, |_, frame| {
+        let mut c = [0f32; 12];
+        for &(b, k) in &classes {
+            // Magnitude, compressed (its square root): loud bass notes should not drown the chord.
+            c[k] += frame[b].sqrt().sqrt();
+        }
+        let max = c.iter().copied().fold(0.0, f32::max);
+        if max > 0.0 {
+            c.iter_mut().for_each(|v| *v /= max);
+        }
+        chroma.push(c);
+        mel_db(&rows, frame, &mut db);
+    })?;
+    Ok(Frames { chroma, mfcc: mfcc_from_db(db) })
 }
 
 /// Mean of the frames whose centre lies in each `[edges[i], edges[i+1])`; an interval shorter

@@ -33,7 +33,9 @@ impl Biquad {
     /// One sample through the filter (direct form I).
     fn step(&self, st: &mut State, x: f64) -> f64 {
         let [b0, b1, b2, a1, a2] = self.0;
-        let y = b0 * x + b1 * st.x1 + b2 * st.x2 - a1 * st.y1 - a2 * st.y2;
+        // The newest output enters last: the recurrence through `y1` is one multiply and one
+        // subtraction long, everything else overlaps with the previous sample.
+        let y = (b0 * x + b1 * st.x1 + b2 * st.x2 - a2 * st.y2) - a1 * st.y1;
         (st.x2, st.x1, st.y2, st.y1) = (st.x1, x, st.y1, y);
         y
     }
@@ -84,24 +86,32 @@ pub fn integrated(samples: &[f32], channels: usize, rate: u32) -> Option<f64> {
     let mut marks: Vec<usize> = edges.iter().flat_map(|&(lo, hi)| [lo, hi]).collect();
     marks.sort_unstable();
     marks.dedup();
-    // Mean square per channel and block (z_ij in BS.1770).
-    let mut z = vec![vec![0f64; n_blocks]; channels];
-    for (c, zc) in z.iter_mut().enumerate() {
-        let mut at_mark = vec![0f64; marks.len()];
-        let (mut next, mut sum) = (0, 0f64);
-        let mut shelf_state = State::default();
-        let mut pass_state = State::default();
-        for f in 0..=frames {
-            while next < marks.len() && marks[next] == f {
-                at_mark[next] = sum;
-                next += 1;
+    // Mean square per channel and block (z_ij in BS.1770). One pass over the frames filters every
+    // channel: each channel's filters are a serial chain, and side by side the CPU overlaps them.
+    let mut at_mark = vec![vec![0f64; marks.len()]; channels];
+    let mut sums = vec![0f64; channels];
+    let mut states = vec![(State::default(), State::default()); channels];
+    let mut next = 0;
+    for (f, frame) in samples.chunks_exact(channels).enumerate() {
+        while next < marks.len() && marks[next] == f {
+            for (m, s) in at_mark.iter_mut().zip(&sums) {
+                m[next] = *s;
             }
-            if f == frames {
-                break;
-            }
-            let v = pass.step(&mut pass_state, shelf.step(&mut shelf_state, f64::from(samples[f * channels + c])));
-            sum += v * v;
+            next += 1;
         }
+        for ((x, (shelf_state, pass_state)), sum) in frame.iter().zip(states.iter_mut()).zip(sums.iter_mut()) {
+            let v = pass.step(pass_state, shelf.step(shelf_state, f64::from(*x)));
+            *sum += v * v;
+        }
+    }
+    while next < marks.len() {
+        for (m, s) in at_mark.iter_mut().zip(&sums) {
+            m[next] = *s;
+        }
+        next += 1;
+    }
+    let mut z = vec![vec![0f64; n_blocks]; channels];
+    for (zc, at_mark) in z.iter_mut().zip(&at_mark) {
         let cum = |i: usize| marks.binary_search(&i).map_or(0.0, |k| at_mark[k]);
         for (zj, &(lo, hi)) in zc.iter_mut().zip(&edges) {
             *zj = (cum(hi) - cum(lo)) / (block * rate_f);

@@ -412,6 +412,31 @@ impl MusicAnalyzer {
     }
 }
 
+/// The song at the tagger's rate — but only the windows it scores, back to back — and their
+/// count. `Tagger::mean_scores` asked for that many windows of a signal exactly that long takes
+/// them one after another, so the scores equal those of resampling the whole song (the same
+/// samples, see `PolyResampler`) for a tenth of the work and memory: the tagger hears 30 s of
+/// a song. A rate pair the polyphase filter cannot take goes through the sinc resampler whole.
+fn tag_windows(decoded: &Decoded) -> Result<(Vec<f32>, usize), AudioError> {
+    let rate = crate::ced::SAMPLE_RATE;
+    let Ok(r) = timbre_audio::PolyResampler::new(decoded.sample_rate, rate) else {
+        return Ok((timbre_audio::resample(&decoded.to_mono(), decoded.sample_rate, rate)?, TAG_WINDOWS));
+    };
+    let (frames, channels) = (decoded.frames(), usize::from(decoded.channels.max(1)));
+    let len = r.output_len(frames);
+    let win = (crate::tagging::tagger::CLIP_SECONDS * rate as f32) as usize;
+    let starts = crate::tagging::tagger::spread_starts(len, win, TAG_WINDOWS);
+    let take = win.min(len);
+    let mut out = Vec::with_capacity(starts.len() * take);
+    for &start in &starts {
+        let span = r.input_span(start..start + take, frames);
+        let mono =
+            timbre_audio::downmix_to_mono(&decoded.samples[span.start * channels..span.end * channels], channels);
+        out.extend(r.run(&mono, span.start, start..start + take));
+    }
+    Ok((out, starts.len()))
+}
+
 /// The analysis of decoded audio, with the tagger supplied by a future so a caller that is still
 /// loading the model (the CLI) overlaps that with the DSP.
 pub async fn analyze_with<F>(
@@ -432,10 +457,10 @@ where
             return Ok(None);
         }
         let d = Arc::clone(&decoded);
-        let mono16 = tokio::task::spawn_blocking(move || to_rate(&d.to_mono(), d.sample_rate, crate::ced::SAMPLE_RATE));
+        let windows = tokio::task::spawn_blocking(move || tag_windows(&d));
         let Some(tagger) = tagger.await else { return Ok(None) };
-        let mono16 = mono16.await.map_err(|e| Error::Internal(e.to_string()))??;
-        let mean = tagger.mean_scores(&mono16, TAG_WINDOWS).await?;
+        let (windows, count) = windows.await.map_err(|e| Error::Internal(e.to_string()))??;
+        let mean = tagger.mean_scores(&windows, count).await?;
         Ok::<_, Error>(Some(tags::genre_mood(tagger.labels(), &mean.value)))
     };
     let (dsp, tags) = tokio::join!(dsp, tags);
@@ -495,5 +520,43 @@ mod level_tests {
         beats.extend((1..50).map(|i| last + i * 47));
         let act = activation(&beats, 0.9, 0.15);
         assert_eq!(choose_level(&act, &doubled(&beats), 100.0), 2.0);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tag_window_tests {
+    use super::*;
+
+    fn stereo(seconds: f64, rate: u32) -> Decoded {
+        let n = (seconds * f64::from(rate)) as usize;
+        let samples = (0..n)
+            .flat_map(|i| {
+                let t = i as f64 / f64::from(rate);
+                [
+                    (t * 440.0 * std::f64::consts::TAU).sin() as f32 * 0.5,
+                    (t * 97.0 * std::f64::consts::TAU).sin() as f32,
+                ]
+            })
+            .collect();
+        Decoded { sample_rate: rate, channels: 2, samples, duration_s: seconds, codec: "pcm_f32le".into() }
+    }
+
+    #[test]
+    fn the_taggers_windows_are_those_of_the_whole_song_resampled() {
+        let win = (crate::tagging::tagger::CLIP_SECONDS * crate::ced::SAMPLE_RATE as f32) as usize;
+        for (seconds, rate) in [(47.3, 44_100), (61.0, 48_000), (6.5, 44_100)] {
+            let d = stereo(seconds, rate);
+            let whole = to_rate(&d.to_mono(), rate, crate::ced::SAMPLE_RATE).unwrap();
+            let starts = crate::tagging::tagger::spread_starts(whole.len(), win, TAG_WINDOWS);
+            let take = win.min(whole.len());
+            let want: Vec<f32> = starts.iter().flat_map(|&s| whole[s..s + take].iter().copied()).collect();
+            let (got, count) = tag_windows(&d).unwrap();
+            assert_eq!(count, starts.len(), "{seconds} s at {rate} Hz");
+            assert!(got == want, "{seconds} s at {rate} Hz: the windows differ from the whole song's");
+            // And the tagger takes exactly those windows back out of the concatenation.
+            let back: Vec<usize> = (0..count).map(|i| i * take).collect();
+            assert_eq!(crate::tagging::tagger::spread_starts(got.len(), win, count), back);
+        }
     }
 }

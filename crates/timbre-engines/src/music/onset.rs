@@ -63,22 +63,23 @@ pub(super) fn sparse_rows(fb: &[f32], n_mels: usize, bins: usize) -> Vec<(usize,
         .collect()
 }
 
+/// Mel power of one power-spectrum frame in dB (floor 1e-10), appended to `out`.
+pub(super) fn mel_db(rows: &[(usize, Vec<f32>)], spec: &[f32], out: &mut Vec<f32>) {
+    out.extend(rows.iter().map(|(first, w)| {
+        let e: f32 = w.iter().zip(&spec[*first..]).map(|(a, b)| a * b).sum();
+        10.0 * e.max(1e-10).log10()
+    }));
+}
+
 /// Onset envelopes of a mono signal at [`SAMPLE_RATE`].
 pub fn onsets(samples: &[f32]) -> Result<Onsets, Error> {
-    let (power, frames) = timbre_audio::power_spectrogram(samples, N_FFT, FPS_HOP)?;
     let bins = N_FFT / 2 + 1;
     let rows = sparse_rows(&timbre_audio::mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS), N_MELS, bins);
     let centres = mel_centres(SAMPLE_RATE, N_MELS);
     let n_low = centres.iter().filter(|&&f| f < LOW_HZ).count().max(1);
     let n_mid = centres.iter().filter(|&&f| f < MID_HZ).count().max(n_low + 1);
-    let mut db = vec![0f32; frames * N_MELS];
-    for t in 0..frames {
-        let spec = &power[t * bins..(t + 1) * bins];
-        for (m, (first, w)) in rows.iter().enumerate() {
-            let e: f32 = w.iter().zip(&spec[*first..]).map(|(a, b)| a * b).sum();
-            db[t * N_MELS + m] = 10.0 * e.max(1e-10).log10();
-        }
-    }
+    let mut db = Vec::with_capacity((1 + samples.len() / FPS_HOP) * N_MELS);
+    let frames = timbre_audio::for_each_power_frame(samples, N_FFT, FPS_HOP, |_, spec| mel_db(&rows, spec, &mut db))?;
     let top = db.iter().copied().fold(f32::MIN, f32::max);
     for v in &mut db {
         *v = v.max(top - TOP_DB);
@@ -92,7 +93,10 @@ pub fn onsets(samples: &[f32]) -> Result<Onsets, Error> {
             continue;
         }
         let prev = &db[(t - 1) * N_MELS..t * N_MELS];
-        let rise: Vec<f32> = cur.iter().zip(prev).map(|(c, p)| (c - p).max(0.0)).collect();
+        let mut rise = [0f32; N_MELS];
+        for ((r, c), p) in rise.iter_mut().zip(cur).zip(prev) {
+            *r = (c - p).max(0.0);
+        }
         out.flux[t] = rise.iter().sum::<f32>() / N_MELS as f32;
         out.low[t] = rise[..n_low].iter().sum::<f32>() / n_low as f32;
         out.mid[t] = rise[n_low..n_mid].iter().sum::<f32>() / (n_mid - n_low) as f32;
