@@ -3,8 +3,12 @@
 //! Needs `scripts/fetch-runtime` and `scripts/fetch-models` (run by `make test`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
+
 use timbre_engines::ced::{CedTagger, Windows};
 use timbre_engines::manifest::Manifest;
+use timbre_engines::tagging::Tagger;
+use timbre_engines::tagging::floor::fill_digital_silence;
 use timbre_engines::vad::{CHUNK, SileroVad, VadState};
 
 mod common;
@@ -42,6 +46,30 @@ fn ced_tiny_matches_python_onnxruntime() {
     let batched = tagger.score_blocking(Windows { samples: two, batch: 2 }).unwrap().value;
     assert!(max_abs_diff(&batched[..527], &expected) <= 1e-4);
     assert!(max_abs_diff(&batched[527..], &expected) <= 1e-4);
+}
+
+/// Exact zeros reach the model over the −90 dBFS floor (`tagging::floor`): CED-tiny hears a
+/// quiet room where it would hear nothing it was trained on. Fails if the tagger stops applying
+/// the floor, or applies it to the wrong samples.
+#[test]
+fn the_tagger_scores_digital_silence_over_a_noise_floor() {
+    let engine = Arc::new(CedTagger::load(&manifest("ced-tiny"), 1, 1, &|_| {}).unwrap());
+    let tagger = Tagger::new("ced-tiny", Arc::clone(&engine));
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let silence = vec![0f32; 16_000 * 3];
+    let got = runtime.block_on(tagger.mean_scores(&silence, 1)).unwrap().value;
+    let mut floored = silence.clone();
+    fill_digital_silence(&mut floored, 0);
+    let want = engine.score_blocking(Windows { samples: floored, batch: 1 }).unwrap().value;
+    assert!(max_abs_diff(&got, &want) <= 1e-6, "the tagger's window is not the floored one");
+    let raw = engine.score_blocking(Windows { samples: silence, batch: 1 }).unwrap().value;
+    let at = engine.labels.iter().position(|l| l == "Silence").unwrap();
+    assert!(got[at] - raw[at] > 0.1, "Silence {} over the floor vs {} on exact zeros", got[at], raw[at]);
+    // A signal without exact zeros is scored as received.
+    let tone: Vec<f32> = (0..16_000 * 3).map(|i| 0.3 * (i as f32 * 0.2).sin() + 0.01).collect();
+    let got = runtime.block_on(tagger.mean_scores(&tone, 1)).unwrap().value;
+    let want = engine.score_blocking(Windows { samples: tone, batch: 1 }).unwrap().value;
+    assert!(max_abs_diff(&got, &want) <= 1e-6);
 }
 
 #[test]

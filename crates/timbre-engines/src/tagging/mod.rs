@@ -2,6 +2,7 @@
 //! events with hysteresis, label groups, and prompt heatmaps by label matching.
 
 pub mod events;
+pub mod floor;
 pub mod groups;
 pub mod prompts;
 pub mod tagger;

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::events::{
     Envelope, Event, EventRules, Run, Timing, envelope, merge_overlapping, place_events, round3, runs,
 };
+use super::floor::fill_digital_silence;
 use super::groups;
 use super::prompts::{LabelMatcher, split_prompts};
 use crate::actor::{EngineError, Timed};
@@ -150,8 +151,9 @@ impl Tagger {
     /// Scores of windows (each `win` samples from `starts`) — `starts.len() × labels` — and the
     /// time spent in the engine queue and in inference. Batches run on all the engine's workers
     /// at once; after each batch `progress` hears how many windows are done; `None` when it asked
-    /// to stop. Windows of digital silence (every sample exactly 0) all get the same scores, so
-    /// one is scored and its row reused.
+    /// to stop. Exact zeros are scored over a noise floor ([`super::floor`]). Windows of digital
+    /// silence (every sample exactly 0) all get the same scores, so one is scored and its row
+    /// reused.
     async fn score(
         &self,
         samples: &[f32],
@@ -177,6 +179,8 @@ impl Tagger {
                 let mut batch = Vec::with_capacity(chunk.len() * len);
                 for &i in chunk.iter() {
                     batch.extend_from_slice(&samples[starts[i]..starts[i] + len]);
+                    let at = batch.len() - len;
+                    fill_digital_silence(&mut batch[at..], starts[i]);
                 }
                 self.engine.score(Windows { samples: batch, batch: chunk.len() })
             });
@@ -329,6 +333,8 @@ impl Tagger {
         top_k: usize,
         prompts: &[String],
     ) -> Result<Timed<LiveTags>, EngineError> {
+        let mut window = window;
+        fill_digital_silence(&mut window, 0);
         let timed = self.engine.score(Windows { samples: window, batch: 1 }).await?;
         let scores = &timed.value;
         let labels = &self.engine.labels;
