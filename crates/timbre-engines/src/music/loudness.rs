@@ -91,24 +91,19 @@ pub fn integrated(samples: &[f32], channels: usize, rate: u32) -> Option<f64> {
     let mut at_mark = vec![vec![0f64; marks.len()]; channels];
     let mut sums = vec![0f64; channels];
     let mut states = vec![(State::default(), State::default()); channels];
-    let mut next = 0;
-    for (f, frame) in samples.chunks_exact(channels).enumerate() {
+    let (mut next, mut frame_iter) = (0, samples.chunks_exact(channels));
+    for f in 0..=frames {
         while next < marks.len() && marks[next] == f {
             for (m, s) in at_mark.iter_mut().zip(&sums) {
                 m[next] = *s;
             }
             next += 1;
         }
+        let Some(frame) = frame_iter.next() else { break };
         for ((x, (shelf_state, pass_state)), sum) in frame.iter().zip(states.iter_mut()).zip(sums.iter_mut()) {
             let v = pass.step(pass_state, shelf.step(shelf_state, f64::from(*x)));
             *sum += v * v;
         }
-    }
-    while next < marks.len() {
-        for (m, s) in at_mark.iter_mut().zip(&sums) {
-            m[next] = *s;
-        }
-        next += 1;
     }
     let mut z = vec![vec![0f64; n_blocks]; channels];
     for (zc, at_mark) in z.iter_mut().zip(&at_mark) {

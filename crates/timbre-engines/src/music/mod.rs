@@ -420,7 +420,7 @@ impl MusicAnalyzer {
 fn tag_windows(decoded: &Decoded) -> Result<(Vec<f32>, usize), AudioError> {
     let rate = crate::ced::SAMPLE_RATE;
     let Ok(r) = timbre_audio::PolyResampler::new(decoded.sample_rate, rate) else {
-        return Ok((timbre_audio::resample(&decoded.to_mono(), decoded.sample_rate, rate)?, TAG_WINDOWS));
+        return Ok((to_rate(&decoded.to_mono(), decoded.sample_rate, rate)?, TAG_WINDOWS));
     };
     let (frames, channels) = (decoded.frames(), usize::from(decoded.channels.max(1)));
     let len = r.output_len(frames);
