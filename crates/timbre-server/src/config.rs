@@ -83,6 +83,9 @@ pub struct Config {
     pub skip_model_loading: bool,
     pub model_load_parallelism: usize,
     pub threads: usize,
+    /// Worker threads of the async runtime (HTTP, WebSockets, job orchestration); `0`: half
+    /// the cores, at least one. See [`Config::async_worker_threads`].
+    pub async_threads: usize,
     pub cors_origins: Vec<String>,
     pub database_url: Option<Secret>,
     pub redis_url: Option<Secret>,
@@ -153,6 +156,7 @@ impl Default for Config {
             skip_model_loading: false,
             model_load_parallelism: 2,
             threads: 0,
+            async_threads: 0,
             cors_origins: Vec::new(),
             database_url: None,
             redis_url: None,
@@ -242,6 +246,7 @@ pub const FIELDS: &[Field] = &[
     f("skip_model_loading", "SKIP_MODEL_LOADING", Kind::Bool, false, "Start without loading models; health reports `degraded` and model endpoints answer 503."),
     f("model_load_parallelism", "TIMBRE_MODEL_LOAD_PARALLELISM", Kind::Int, false, "Models loaded at the same time in the background."),
     f("threads", "TIMBRE_THREADS", Kind::Int, false, "Intra-op threads per inference engine; `0` means one per core (for TTS voices: the cores divided among `tts_workers`; for the sound tagger: one single-threaded session per core, scoring windows side by side)."),
+    f("async_threads", "TIMBRE_ASYNC_THREADS", Kind::Int, false, "Worker threads of the async runtime that serves HTTP and WebSockets and drives jobs (`serve` and `worker`); `0` means half the cores, at least one. Inference, decoding and analysis run on their own threads."),
     f("cors_origins", "CORS_ORIGINS", Kind::List, false, "Allowed browser origins, comma-separated; `*` allows any. Empty disables CORS."),
     f("database_url", "DATABASE_URL", Kind::Str, true, "`postgres://…` for PostgreSQL; unset uses SQLite in the data dir."),
     f("redis_url", "REDIS_URL", Kind::Str, true, "Redis for rate-limit state shared by replicas."),
@@ -321,6 +326,11 @@ impl Sources {
     }
 }
 
+/// `configured` threads, or for `0` half of `cores` rounded down, at least one.
+fn async_threads_for(configured: usize, cores: usize) -> usize {
+    if configured > 0 { configured } else { (cores / 2).max(1) }
+}
+
 /// What loading found that the operator should hear about (logged once logging is up).
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -329,6 +339,17 @@ pub struct Loaded {
 }
 
 impl Config {
+    /// Worker threads for the async runtime. The default leaves half the cores to the threads
+    /// that do the heavy work (inference engines, decoding, the blocking pool): the runtime
+    /// only parses, routes and moves bytes, and every worker it has beyond what that needs
+    /// competes with them for a core and adds cross-thread wakeups (measured on 2 cores: one
+    /// worker serves `/health` with a tenth of the context switches and a lower p99 than two;
+    /// docs/benchmarks.md).
+    pub fn async_worker_threads(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        async_threads_for(self.async_threads, cores)
+    }
+
     pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
         let mut table = toml::Table::new();
         if let Some(path) = &sources.file {
@@ -611,6 +632,17 @@ mod tests {
         assert!(matches!(Config::load(&sources), Err(ConfigError::UnknownKey(k)) if k == "nope"));
         let sources = Sources { env: env(&[("PROCESSING_TIMEOUT", "0")]), ..Default::default() };
         assert!(Config::load(&sources).unwrap_err().to_string().contains("processing_timeout"));
+    }
+
+    #[test]
+    fn the_async_runtime_gets_half_the_cores_unless_told() {
+        assert_eq!(super::async_threads_for(0, 1), 1);
+        assert_eq!(super::async_threads_for(0, 2), 1);
+        assert_eq!(super::async_threads_for(0, 3), 1);
+        assert_eq!(super::async_threads_for(0, 16), 8);
+        assert_eq!(super::async_threads_for(3, 2), 3, "an explicit number is taken as given");
+        let sources = Sources { env: env(&[("TIMBRE_ASYNC_THREADS", "4")]), ..Default::default() };
+        assert_eq!(Config::load(&sources).unwrap().config.async_worker_threads(), 4);
     }
 
     #[test]

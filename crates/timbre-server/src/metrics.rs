@@ -289,6 +289,9 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         }
     }
     metrics::gauge!("timbre_uptime_seconds").set(state.started.elapsed().as_secs_f64());
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        metrics::gauge!("timbre_runtime_workers").set(rt.metrics().num_workers() as f64);
+    }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 

@@ -91,6 +91,24 @@ fn serve_logs_json_with_request_ids_never_secrets_and_stops_on_sigterm() {
     }
 }
 
+/// The async runtime's size comes from `TIMBRE_ASYNC_THREADS`, by default half the cores: what
+/// `/metrics` reports is the runtime the server really runs on.
+#[test]
+fn the_async_runtime_is_sized_by_config() {
+    let models = tempfile::tempdir().unwrap();
+    let workers = |envs: &[(&str, &str)]| {
+        let (mut server, addr, _) = Server::start(envs, models.path());
+        let (status, body) = http_get(&addr, "/metrics", &[]);
+        assert_eq!(status, 200);
+        let line = body.lines().find(|l| l.starts_with("timbre_runtime_workers ")).unwrap_or_else(|| panic!("{body}"));
+        assert_eq!(server.sigterm(), 0);
+        line.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap()
+    };
+    assert_eq!(workers(&[("TIMBRE_ASYNC_THREADS", "3")]), 3.0);
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(workers(&[]), (cores / 2).max(1) as f64, "default on {cores} cores");
+}
+
 #[test]
 fn an_open_server_warns_loudly() {
     let models = tempfile::tempdir().unwrap();
