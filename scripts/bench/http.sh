@@ -5,7 +5,7 @@
 #
 # For each server: start it on a free loopback port, wait until it listens (10 s at most),
 # read its idle RSS, warm up with wrk for 2 s, then measure with
-# `wrk -t2 -c64 -d$DURATION --latency`. For each server also: time from exec to listening,
+# `wrk -t$WRK_THREADS -c64 -d$DURATION --latency`. For each server also: time from exec to listening,
 # median of $STARTS fresh starts. Prints a markdown table and the req/s ratio.
 #
 # Environment:
@@ -17,6 +17,10 @@
 #                   both servers and wrk share all cores)
 #   WRK_CPUS        taskset CPU list for wrk (default: when SERVER_CPUS is set, every other
 #                   CPU this script may use, so client and server never compete; else none)
+#   WRK_THREADS     wrk threads (default: one per CPU in WRK_CPUS when wrk is pinned, else 2).
+#                   Two wrk threads on one pinned CPU take turns, and a descheduled thread's
+#                   32 connections wait for its turn: that wait is the client's, not the
+#                   server's, yet wrk counts it as latency (p99 ~2.9 ms instead of ~1.8 ms).
 #   TIMBRE_CACHE    cache root; the FastAPI venv lives in $TIMBRE_CACHE/venv-bench
 #                   (default ~/.cache/timbre)
 #   BENCH_OUT       where raw wrk output and server logs go (default target/bench/http-<time>)
@@ -36,7 +40,7 @@ VENV=$CACHE/venv-bench
 FASTAPI_VERSION=0.163.2
 UVICORN_VERSION=0.54.0
 PEER_REQUIREMENTS="fastapi==$FASTAPI_VERSION uvicorn[standard]==$UVICORN_VERSION"
-WRK_ARGS=(-t2 -c64 --latency)
+WRK_ARGS=() # -t<threads> -c64 --latency, set in main once wrk's CPUs are known
 LISTEN_TIMEOUT_S=10
 OUT=${BENCH_OUT:-$ROOT/target/bench/http-$(date -u +%Y%m%dT%H%M%SZ)}
 
@@ -324,6 +328,11 @@ main() {
     WRK_PIN=$(other_cpus "$SERVER_CPUS")
     [ -n "$WRK_PIN" ] || log "WARNING: SERVER_CPUS=$SERVER_CPUS leaves no CPU for wrk; it shares them"
   fi
+  local threads=${WRK_THREADS:-2}
+  if [ -z "${WRK_THREADS:-}" ] && [ -n "$WRK_PIN" ]; then
+    threads=$(taskset -c "$WRK_PIN" nproc)
+  fi
+  WRK_ARGS=(-t"$threads" -c64 --latency)
   local name
   for name in $BENCH_SERVERS; do
     case $name in
