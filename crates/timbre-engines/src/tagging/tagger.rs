@@ -152,8 +152,8 @@ impl Tagger {
     /// time spent in the engine queue and in inference. Batches run on all the engine's workers
     /// at once; after each batch `progress` hears how many windows are done; `None` when it asked
     /// to stop. Exact zeros are scored over a noise floor ([`super::floor`]). Windows of digital
-    /// silence (every sample exactly 0) all get the same scores, so one is scored and its row
-    /// reused.
+    /// silence (every sample exactly 0) differ only in which samples of the floor's noise they
+    /// get, not in its level, so the first one is scored and every other takes its row.
     async fn score(
         &self,
         samples: &[f32],
