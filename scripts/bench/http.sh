@@ -26,8 +26,8 @@
 #   BENCH_OUT       where raw wrk output and server logs go (default target/bench/http-<time>)
 #
 # Same conditions for both: loopback, same machine, no per-request logging, uvicorn with one
-# worker (its usual deployment in the seeds), timbre with its defaults (one process; tokio
-# uses every core it is allowed). wrk runs on the same machine; with SERVER_CPUS it gets the
+# worker (its usual deployment in the seeds), timbre with its defaults (one process; its async
+# runtime takes half the cores it is allowed, at least one: TIMBRE_ASYNC_THREADS). wrk runs on the same machine; with SERVER_CPUS it gets the
 # other cores to itself, otherwise it takes CPU from both servers alike.
 set -euo pipefail
 
