@@ -27,8 +27,9 @@
 #
 # Same conditions for both: loopback, same machine, no per-request logging, uvicorn with one
 # worker (its usual deployment in the seeds), timbre with its defaults (one process; its async
-# runtime takes half the cores it is allowed, at least one: TIMBRE_ASYNC_THREADS). wrk runs on the same machine; with SERVER_CPUS it gets the
-# other cores to itself, otherwise it takes CPU from both servers alike.
+# runtime takes half the cores it is allowed, at least one: TIMBRE_ASYNC_THREADS). wrk runs on
+# the same machine; with SERVER_CPUS it gets the other cores to itself, otherwise it takes CPU
+# from both servers alike.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

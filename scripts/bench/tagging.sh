@@ -15,10 +15,10 @@
 #     (`CedTagger::score_blocking`, crates/timbre-engines/examples/ced_bench.rs) and through
 #     Python onnxruntime (`InferenceSession.run`), same tiny.onnx, same f32 input, same intra-op
 #     threads (1, then 2), same session options (ORT_ENABLE_BASIC; Python with its default
-#     options is timed once more, for the record); 3 warm-up calls, then $RUNS timed calls per pass, two passes per side
-#     in the order timbre, Python, Python, timbre; median of the 2×$RUNS calls. Process start,
-#     model load and decoding are outside the timed region on both sides. The scores of both are
-#     compared too (max abs diff).
+#     options is timed once more, for the record); 3 warm-up calls, then $RUNS timed calls per
+#     pass, two passes per side in the order timbre, Python, Python, timbre; median of the
+#     2×$RUNS calls. Process start, model load and decoding are outside the timed region on both
+#     sides. The scores of both are compared too (max abs diff).
 #   - timeline: 3 minutes of audio (18 of the clips back to back) through
 #     `timbre tag --json --window 2 --hop 1`: wall time including process start and model load,
 #     and excluding them (time of `tag short long` minus time of `tag short`, short = 1 s);

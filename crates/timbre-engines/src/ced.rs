@@ -70,7 +70,7 @@ impl CedTagger {
         for _ in 0..workers.max(1) {
             // Basic rewrites: they fold the int8 weights' `DequantizeLinear` nodes into f32
             // weights, and the higher levels' fusions left the windows no faster while doubling
-            // the session's creation (docs/benchmarks.md, "Music analysis", 2026-12-08).
+            // the session's creation (docs/benchmarks.md, sound tagging, 2026-12-08).
             let onnx = OnnxSession::open_basic(&path, threads)?;
             if !onnx.has_output(OUTPUT) {
                 return Err(format!("{} has no `{OUTPUT}` output", path.display()));

@@ -81,7 +81,8 @@ const FULL: GraphOptimizationLevel = GraphOptimizationLevel::Level3;
 /// but the runtime's default fuses it into `MatMulNBits` with int8 *activations* (accuracy level
 /// 4). On CED-tiny that moved scores by up to 2.1e-3 from the graph's own semantics (the `onnx`
 /// package's reference evaluator), twenty times the tagger's 1e-4 fidelity bound; level 1 (f32)
-/// is within 1e-6 and was no slower on the CPUs measured (docs/benchmarks.md, sound tagging).
+/// is within 1e-6, and on the AVX2 CPU measured it was also faster (docs/benchmarks.md, sound
+/// tagging, 2026-12-08).
 /// Only graphs with such a pattern are affected; explicitly quantized ones (`MatMulInteger`)
 /// keep the arithmetic they define.
 fn builder(path: &Path, threads: usize, spin: bool, level: GraphOptimizationLevel) -> Result<SessionBuilder, String> {
