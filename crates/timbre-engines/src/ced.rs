@@ -68,9 +68,10 @@ impl CedTagger {
         let labels = manifest.read_labels()?;
         let mut pool = Vec::new();
         for _ in 0..workers.max(1) {
-            // Basic rewrites: they fold the int8 weights' `DequantizeLinear` nodes into f32
-            // weights, and the higher levels' fusions left the windows no faster while doubling
-            // the session's creation (docs/benchmarks.md, sound tagging, 2026-12-08).
+            // Basic rewrites: the int8 weights' `DequantizeLinear` nodes run as the graph writes
+            // them, feeding f32 products; the higher levels' fusions left the windows no faster
+            // while doubling the session's creation (docs/benchmarks.md, sound tagging,
+            // 2026-12-08).
             let onnx = OnnxSession::open_basic(&path, threads)?;
             if !onnx.has_output(OUTPUT) {
                 return Err(format!("{} has no `{OUTPUT}` output", path.display()));
