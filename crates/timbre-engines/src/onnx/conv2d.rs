@@ -161,12 +161,7 @@ pub fn conv1d_as_2d(model: &[u8]) -> Result<Rewritten, String> {
         return Ok(Rewritten { model: model.to_vec(), convolutions: 0 });
     }
     if opset >= 13 {
-        let mut t = Vec::new();
-        put_ints(&mut t, TENSOR_DIMS, &[1]);
-        put_int(&mut t, TENSOR_DATA_TYPE, TENSOR_INT64);
-        put_bytes(&mut t, TENSOR_NAME, axes.as_bytes());
-        put_bytes(&mut t, TENSOR_RAW_DATA, &2i64.to_le_bytes());
-        put_bytes(&mut graph_out, GRAPH_INITIALIZER, &t);
+        put_bytes(&mut graph_out, GRAPH_INITIALIZER, &raw_tensor(axes, &[1], TENSOR_INT64, &2i64.to_le_bytes()));
     }
     Ok(Rewritten { model: with_graph(&top, &graph_out), convolutions: converted })
 }

@@ -183,6 +183,19 @@ pub(crate) fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attr
     n
 }
 
+/// An initializer's `TensorProto`: `dims` (none for a scalar), element type and little-endian
+/// `raw` data.
+pub(crate) fn raw_tensor(name: &str, dims: &[i64], data_type: u64, raw: &[u8]) -> Vec<u8> {
+    let mut t = Vec::new();
+    if !dims.is_empty() {
+        put_ints(&mut t, TENSOR_DIMS, dims);
+    }
+    put_int(&mut t, TENSOR_DATA_TYPE, data_type);
+    put_bytes(&mut t, TENSOR_NAME, name.as_bytes());
+    put_bytes(&mut t, TENSOR_RAW_DATA, raw);
+    t
+}
+
 pub(crate) fn ints_attribute(name: &str, values: &[i64]) -> Vec<u8> {
     let mut a = Vec::new();
     put_bytes(&mut a, ATTR_NAME, name.as_bytes());

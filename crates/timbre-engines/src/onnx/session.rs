@@ -144,24 +144,13 @@ mod tests {
 
     use super::*;
     use crate::onnx::proto::{
-        DIM_VALUE, GRAPH_INITIALIZER, GRAPH_INPUT, GRAPH_NODE, GRAPH_OUTPUT, MODEL_GRAPH, MODEL_OPSET_IMPORT,
-        OPSET_DOMAIN, OPSET_VERSION, SHAPE_DIM, TENSOR_DATA_TYPE, TENSOR_DIMS, TENSOR_NAME, TENSOR_RAW_DATA,
-        float_value_info, node, put_bytes, put_int, put_ints,
+        DIM_VALUE, ELEM_FLOAT, GRAPH_INITIALIZER, GRAPH_INPUT, GRAPH_NODE, GRAPH_OUTPUT, MODEL_GRAPH,
+        MODEL_OPSET_IMPORT, OPSET_DOMAIN, OPSET_VERSION, SHAPE_DIM, float_value_info, node, put_bytes, put_int,
+        raw_tensor,
     };
 
+    /// `TensorProto.DataType` INT8.
     const INT8: u64 = 3;
-    const FLOAT: u64 = 1;
-
-    fn tensor(name: &str, dims: &[i64], data_type: u64, raw: &[u8]) -> Vec<u8> {
-        let mut t = Vec::new();
-        if !dims.is_empty() {
-            put_ints(&mut t, TENSOR_DIMS, dims);
-        }
-        put_int(&mut t, TENSOR_DATA_TYPE, data_type);
-        put_bytes(&mut t, TENSOR_NAME, name.as_bytes());
-        put_bytes(&mut t, TENSOR_RAW_DATA, raw);
-        t
-    }
 
     fn shape(dims: &[u64]) -> Vec<u8> {
         let mut s = Vec::new();
@@ -180,9 +169,9 @@ mod tests {
         put_bytes(&mut g, GRAPH_NODE, &node("DequantizeLinear", "dq", &["w_q", "w_s", "w_z"], &["w"], &[]));
         put_bytes(&mut g, GRAPH_NODE, &node("MatMul", "mm", &["x", "w"], &["y"], &[]));
         let w_bytes: Vec<u8> = w.iter().map(|v| *v as u8).collect();
-        put_bytes(&mut g, GRAPH_INITIALIZER, &tensor("w_q", &[k as i64, n as i64], INT8, &w_bytes));
-        put_bytes(&mut g, GRAPH_INITIALIZER, &tensor("w_s", &[], FLOAT, &scale.to_le_bytes()));
-        put_bytes(&mut g, GRAPH_INITIALIZER, &tensor("w_z", &[], INT8, &[0]));
+        put_bytes(&mut g, GRAPH_INITIALIZER, &raw_tensor("w_q", &[k as i64, n as i64], INT8, &w_bytes));
+        put_bytes(&mut g, GRAPH_INITIALIZER, &raw_tensor("w_s", &[], ELEM_FLOAT, &scale.to_le_bytes()));
+        put_bytes(&mut g, GRAPH_INITIALIZER, &raw_tensor("w_z", &[], INT8, &[0]));
         put_bytes(&mut g, GRAPH_INPUT, &float_value_info("x", Some(&shape(&[m, k]))));
         put_bytes(&mut g, GRAPH_OUTPUT, &float_value_info("y", Some(&shape(&[m, n]))));
         let mut opset = Vec::new();

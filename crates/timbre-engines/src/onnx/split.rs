@@ -150,12 +150,7 @@ mod tests {
     use super::*;
 
     fn initializer(name: &str) -> Vec<u8> {
-        let mut t = Vec::new();
-        put_ints(&mut t, TENSOR_DIMS, &[1]);
-        put_int(&mut t, TENSOR_DATA_TYPE, ELEM_FLOAT);
-        put_bytes(&mut t, TENSOR_NAME, name.as_bytes());
-        put_bytes(&mut t, TENSOR_RAW_DATA, &1.0f32.to_le_bytes());
-        t
+        raw_tensor(name, &[1], ELEM_FLOAT, &1.0f32.to_le_bytes())
     }
 
     /// `x·a → h; h + b → y; y·x → out` when `tail_reads_input`, else `y·c → out`.
