@@ -32,19 +32,19 @@ impl OnnxSession {
     /// spinning, for engines that run several sessions side by side on the same cores (spinning
     /// threads of one session would steal the cores the others compute on).
     pub fn open_with(path: &Path, threads: usize, spin: bool) -> Result<Self, String> {
-        let ctx = |e: &dyn std::fmt::Display| format!("cannot load {}: {e}", path.display());
-        let session = builder(path, threads, spin, FULL)?.commit_from_file(path).map_err(|e| ctx(&e))?;
-        Ok(Self { session })
+        Self::from_file(path, threads, spin, FULL)
     }
 
     /// Like [`OnnxSession::open`] with only the basic graph rewrites (constant folding, redundant
     /// node removal), for models the higher levels do not speed up: their fusion passes cost
     /// session-creation time the model never wins back.
     pub fn open_basic(path: &Path, threads: usize) -> Result<Self, String> {
+        Self::from_file(path, threads, true, GraphOptimizationLevel::Level1)
+    }
+
+    fn from_file(path: &Path, threads: usize, spin: bool, level: GraphOptimizationLevel) -> Result<Self, String> {
         let ctx = |e: &dyn std::fmt::Display| format!("cannot load {}: {e}", path.display());
-        let session = builder(path, threads, true, GraphOptimizationLevel::Level1)?
-            .commit_from_file(path)
-            .map_err(|e| ctx(&e))?;
+        let session = builder(path, threads, spin, level)?.commit_from_file(path).map_err(|e| ctx(&e))?;
         Ok(Self { session })
     }
 
