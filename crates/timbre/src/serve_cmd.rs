@@ -12,6 +12,16 @@ use timbre_server::{AppState, telemetry};
 
 use crate::cli::{ServeArgs, fail};
 
+/// The multi-threaded runtime `serve` and `worker` run on, sized by
+/// [`timbre_server::config::Config::async_worker_threads`].
+pub fn async_runtime(config: &timbre_server::config::Config) -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.async_worker_threads())
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
 pub fn run(args: ServeArgs) -> ExitCode {
     let loaded = match args.load() {
         Ok(l) => l,
@@ -24,13 +34,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.async_worker_threads())
-        .enable_all()
-        .build()
-    {
+    let runtime = match async_runtime(&config) {
         Ok(rt) => rt,
-        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+        Err(e) => return fail(&e),
     };
     match runtime.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,

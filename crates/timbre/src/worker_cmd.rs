@@ -11,7 +11,7 @@ use timbre_jobs::{Queue, Worker};
 use timbre_server::{jobs, storage, telemetry};
 
 use crate::cli::{WorkerArgs, fail};
-use crate::serve_cmd::{shutdown_signal, start_models};
+use crate::serve_cmd::{async_runtime, shutdown_signal, start_models};
 
 pub fn run(args: WorkerArgs) -> ExitCode {
     let loaded = match args.load() {
@@ -28,13 +28,9 @@ pub fn run(args: WorkerArgs) -> ExitCode {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.async_worker_threads())
-        .enable_all()
-        .build()
-    {
+    let runtime = match async_runtime(&config) {
         Ok(rt) => rt,
-        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+        Err(e) => return fail(&e),
     };
     match runtime.block_on(work(config)) {
         Ok(()) => ExitCode::SUCCESS,
