@@ -219,8 +219,8 @@ def inference(args, out: Path, clip: Path) -> dict:
             p1 = py(t, scores=str(sp))
             p2 = py(t)
             r2 = rust(t)
-            # Both sides above run CED-tiny as timbre's session does (ORT_ENABLE_BASIC: the int8
-            # weights folded to f32, f32 products). Python as it comes, for the record.
+            # Both sides above run CED-tiny as timbre's session does (ORT_ENABLE_BASIC: each
+            # DequantizeLinear as written, then f32 products). Python as it comes, for the record.
             pl = py(t, level="DEFAULT")
             tw, pw = r1["wall_ms"] + r2["wall_ms"], p1["wall_ms"] + p2["wall_ms"]
             a = np.fromfile(st, dtype="<f4")
